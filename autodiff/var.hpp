@@ -1,0 +1,192 @@
+#pragma once
+// Var: a recorded scalar (double), and the expression nodes that combine Vars.
+//
+// `Var y = sigmoid(w * x + b);` builds a small expression object on the stack; converting it to
+// a Var records ONE node on the tape whose operations are the expression's Var leaves with their
+// chain-rule partials (∂y/∂w, ∂y/∂x, ∂y/∂b), computed during the forward pass. Intermediate
+// results of one expression are never stored: that is why the tape stays small and the reverse
+// sweep short (the design of Adept 2). Each expression node computes its value once, when built.
+
+#include <concepts>
+#include <type_traits>
+
+#include "autodiff/tape.hpp"
+
+namespace autodiff {
+
+/// Marks the types that are expressions over Vars (Var itself, and every expression node).
+struct ExpressionBase {};
+
+template <class T>
+concept Expression = std::is_base_of_v<ExpressionBase, std::remove_cvref_t<T>>;
+
+/// Anything that can stand on one side of an operator with a Var: an expression or a number.
+template <class T>
+concept Operand = Expression<T> || std::is_arithmetic_v<std::remove_cvref_t<T>>;
+
+/// A recorded scalar: its value, and where it stands on the tape.
+///
+/// A Var is a 16-byte handle; copying it shares the node (as in Python). Its value lives in the
+/// handle, so value() can always be read; grad(), backward() and new operations need the node
+/// on the active tape and throw a TapeError if the tape was cleared since, or is another one.
+class Var : public ExpressionBase {
+ public:
+  static constexpr int leaf_count = 1;
+
+  /// A constant 0, not recorded (so that containers of Vars cost no tape).
+  Var() = default;
+  /// An input: a leaf node on the active tape whose gradient accumulates.
+  Var(double value) : value_(value) {
+    Tape& tape = Tape::active();
+    if (tape.is_recording()) {
+      index_ = tape.new_leaf();
+      epoch_ = tape.epoch();
+    }
+  }
+  /// The result of an expression: one node on the active tape.
+  template <Expression E>
+    requires(!std::same_as<std::remove_cvref_t<E>, Var>)
+  Var(const E& expression) : value_(expression.value()) {
+    Tape& tape = Tape::active();
+    if (tape.is_recording()) {
+      index_ = tape.record(expression);
+      epoch_ = tape.epoch();
+    }
+  }
+  template <Expression E>
+    requires(!std::same_as<std::remove_cvref_t<E>, Var>)
+  Var& operator=(const E& expression) {
+    return *this = Var(expression);
+  }
+  Var& operator=(double value) { return *this = Var(value); }
+
+  /// A Var that is not recorded: gradients do not flow into it.
+  static Var constant(double value) {
+    Var v;
+    v.value_ = value;
+    return v;
+  }
+
+  double value() const { return value_; }
+  /// The accumulated ∂(output)/∂(this) after backward() on some output.
+  double grad() const {
+    const Tape& tape = Tape::active();
+    tape.check_recorded(index_, epoch_, "grad()");
+    return tape.adjoint(index_);
+  }
+  /// Adds ∂(this)/∂v to the grad() of every Var v this one was computed from.
+  void backward() const {
+    Tape& tape = Tape::active();
+    tape.check_recorded(index_, epoch_, "backward()");
+    tape.backward(index_);
+  }
+  bool is_recorded() const { return index_ != kNotRecorded; }
+  Index index() const { return index_; }
+  std::uint32_t epoch() const { return epoch_; }
+
+  template <Operand E>
+  Var& operator+=(const E& e);
+  template <Operand E>
+  Var& operator-=(const E& e);
+  template <Operand E>
+  Var& operator*=(const E& e);
+  template <Operand E>
+  Var& operator/=(const E& e);
+
+  /// Expression interface: sends `adjoint` (∂node/∂this) to this leaf's slot.
+  void propagate(Tape& tape, double partial) const {
+    if (index_ != kNotRecorded) tape.push_operation(partial, index_, epoch_);
+  }
+
+ private:
+  double value_ = 0.0;
+  Index index_ = kNotRecorded;
+  std::uint32_t epoch_ = 0;
+};
+
+/// The same value, cut off from the tape: no gradient flows through it.
+inline Var detach(const Var& v) { return Var::constant(v.value()); }
+
+/// A number inside an expression.
+class Constant : public ExpressionBase {
+ public:
+  static constexpr int leaf_count = 0;
+  explicit Constant(double value) : value_(value) {}
+  double value() const { return value_; }
+  void propagate(Tape&, double) const {}
+
+ private:
+  double value_;
+};
+
+/// f(a), for an op type with value(x) and derivative(x, y = f(x)).
+template <class Op, class A>
+class Unary : public ExpressionBase {
+ public:
+  static constexpr int leaf_count = A::leaf_count;
+  explicit Unary(const A& arg) : arg_(arg), value_(Op::value(arg.value())) {}
+  double value() const { return value_; }
+  void propagate(Tape& tape, double partial) const {
+    arg_.propagate(tape, partial * Op::derivative(arg_.value(), value_));
+  }
+
+ private:
+  A arg_;
+  double value_;
+};
+
+/// f(a, b), for an op type with value(a, b), d_left(a, b, y) and d_right(a, b, y).
+/// A side with no Var in it (a number) gets no partial computed at all.
+template <class Op, class L, class R>
+class Binary : public ExpressionBase {
+ public:
+  static constexpr int leaf_count = L::leaf_count + R::leaf_count;
+  Binary(const L& left, const R& right)
+      : left_(left), right_(right), value_(Op::value(left.value(), right.value())) {}
+  double value() const { return value_; }
+  void propagate(Tape& tape, double partial) const {
+    if constexpr (L::leaf_count > 0)
+      left_.propagate(tape, partial * Op::d_left(left_.value(), right_.value(), value_));
+    if constexpr (R::leaf_count > 0)
+      right_.propagate(tape, partial * Op::d_right(left_.value(), right_.value(), value_));
+  }
+
+ private:
+  L left_;
+  R right_;
+  double value_;
+};
+
+namespace detail {
+template <class T>
+auto as_expression(const T& x) {
+  if constexpr (Expression<T>)
+    return x;
+  else
+    return Constant(static_cast<double>(x));
+}
+template <class T>
+using expression_t = decltype(as_expression(std::declval<T>()));
+
+template <class T>
+double value_of(const T& x) {
+  if constexpr (Expression<T>)
+    return x.value();
+  else
+    return static_cast<double>(x);
+}
+}  // namespace detail
+
+template <class Op, Operand A, Operand B>
+auto make_binary(const A& a, const B& b) {
+  using L = detail::expression_t<A>;
+  using R = detail::expression_t<B>;
+  return Binary<Op, L, R>(detail::as_expression(a), detail::as_expression(b));
+}
+
+template <class Op, Expression A>
+auto make_unary(const A& a) {
+  return Unary<Op, A>(a);
+}
+
+}  // namespace autodiff
