@@ -70,11 +70,12 @@ bool within(double abs_error, double rel_error, const GradientCheckOptions& o) {
 GradientCheck check_gradient(const ScalarFunction& f, std::span<const double> x,
                              std::span<const double> hand, GradientCheckOptions options) {
   if (!hand.empty() && hand.size() != x.size())
-    throw std::invalid_argument(fmt::format(
-        "check_gradient: the hand gradient has {} entries, expected one per input ({})",
-        hand.size(), x.size()));
+    throw std::invalid_argument(
+        fmt::format("check_gradient: the hand gradient has {} entries, expected one per input ({})",
+                    hand.size(), x.size()));
   if (!(options.step > 0.0))
-    throw std::invalid_argument(fmt::format("check_gradient: step must be > 0, got {}", options.step));
+    throw std::invalid_argument(
+        fmt::format("check_gradient: step must be > 0, got {}", options.step));
 
   GradientCheck check;
   check.options = options;
@@ -127,8 +128,10 @@ GradientCheck check_gradient(const ScalarFunction& f, std::span<const double> x,
       check.max_hand_rel_error = std::max(check.max_hand_rel_error, e.hand_rel_error);
     }
     // NaN errors must not pass silently: fmax would drop them.
-    check.max_abs_error = std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
-    check.max_rel_error = std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
+    check.max_abs_error =
+        std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
+    check.max_rel_error =
+        std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
     check.entries.push_back(e);
   }
   return check;

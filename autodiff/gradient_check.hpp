@@ -33,10 +33,10 @@ struct GradientEntry {
   double tape = 0.0;
   double finite_difference = 0.0;
   double finite_difference_error = 0.0;  // Ridders' estimate of the finite difference's error
-  double hand = 0.0;  // NaN when no hand gradient was given
-  double abs_error = 0.0;      // |tape − finite difference|
-  double rel_error = 0.0;      // abs_error / max(|tape|, |finite difference|)
-  double hand_abs_error = 0.0;  // |tape − hand|, NaN without a hand gradient
+  double hand = 0.0;                     // NaN when no hand gradient was given
+  double abs_error = 0.0;                // |tape − finite difference|
+  double rel_error = 0.0;                // abs_error / max(|tape|, |finite difference|)
+  double hand_abs_error = 0.0;           // |tape − hand|, NaN without a hand gradient
   double hand_rel_error = 0.0;
 };
 
@@ -57,9 +57,10 @@ struct GradientCheck {
 using ScalarFunction = std::function<Var(std::span<const Var>)>;
 
 /// Compares the tape's gradient of f at x with central finite differences (Ridders'
-/// extrapolation, typically 10–13 correct digits) and with `hand` when it is not empty. f is recorded on a tape of its own, so this can be
-/// called in the middle of another recording. Throws std::invalid_argument if `hand` has the
-/// wrong length or f does not depend on its inputs through the tape.
+/// extrapolation, typically 10–13 correct digits) and with `hand` when it is not empty. f is
+/// recorded on a tape of its own, so this can be called in the middle of another recording. Throws
+/// std::invalid_argument if `hand` has the wrong length or f does not depend on its inputs through
+/// the tape.
 GradientCheck check_gradient(const ScalarFunction& f, std::span<const double> x,
                              std::span<const double> hand = {}, GradientCheckOptions options = {});
 

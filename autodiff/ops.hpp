@@ -38,7 +38,9 @@ struct Divide {
 // a^b is not differentiable in b. Negative bases with integer exponents are fine in a.
 struct Power {
   static double value(double a, double b) { return std::pow(a, b); }
-  static double d_left(double a, double b, double) { return b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0); }
+  static double d_left(double a, double b, double) {
+    return b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0);
+  }
   static double d_right(double a, double, double y) { return a == 0.0 ? 0.0 : y * std::log(a); }
 };
 // At a tie the first argument is chosen, and gets the whole gradient.
@@ -56,6 +58,10 @@ struct Maximum {
 struct Negate {
   static double value(double x) { return -x; }
   static double derivative(double, double) { return -1.0; }
+};
+struct Square {
+  static double value(double x) { return x * x; }
+  static double derivative(double x, double) { return 2.0 * x; }
 };
 struct Exp {
   static double value(double x) { return std::exp(x); }
@@ -113,11 +119,10 @@ struct Abs {
 
 // ---- Operators: Var∘Var, Var∘number, number∘Var, and any expression in place of a Var. ----
 
-#define AUTODIFF_BINARY_OPERATOR(symbol, Op)                   \
-  template <Operand A, Operand B>                              \
-    requires(Expression<A> || Expression<B>)                   \
-  auto operator symbol(const A& a, const B& b) {               \
-    return make_binary<op::Op>(a, b);                          \
+#define AUTODIFF_BINARY_OPERATOR(symbol, Op)                                              \
+  template <Operand A, Operand B>                                                         \
+  requires(Expression<A> || Expression<B>) auto operator symbol(const A& a, const B& b) { \
+    return make_binary<op::Op>(a, b);                                                     \
   }
 AUTODIFF_BINARY_OPERATOR(+, Add)
 AUTODIFF_BINARY_OPERATOR(-, Subtract)
@@ -134,11 +139,10 @@ const A& operator+(const A& a) {
   return a;
 }
 
-#define AUTODIFF_BINARY_FUNCTION(name, Op)                     \
-  template <Operand A, Operand B>                              \
-    requires(Expression<A> || Expression<B>)                   \
-  auto name(const A& a, const B& b) {                          \
-    return make_binary<op::Op>(a, b);                          \
+#define AUTODIFF_BINARY_FUNCTION(name, Op)                                     \
+  template <Operand A, Operand B>                                              \
+  requires(Expression<A> || Expression<B>) auto name(const A& a, const B& b) { \
+    return make_binary<op::Op>(a, b);                                          \
   }
 AUTODIFF_BINARY_FUNCTION(pow, Power)
 AUTODIFF_BINARY_FUNCTION(min, Minimum)
@@ -150,6 +154,7 @@ AUTODIFF_BINARY_FUNCTION(max, Maximum)
   auto name(const A& a) {                 \
     return make_unary<op::Op>(a);         \
   }
+AUTODIFF_UNARY_FUNCTION(square, Square)  // x², one operation where x * x records two
 AUTODIFF_UNARY_FUNCTION(exp, Exp)
 AUTODIFF_UNARY_FUNCTION(log, Log)
 AUTODIFF_UNARY_FUNCTION(log1p, Log1p)
@@ -168,22 +173,14 @@ AUTODIFF_UNARY_FUNCTION(abs, Abs)
 inline double sigmoid(double x) { return op::Sigmoid::value(x); }
 inline double relu(double x) { return op::Relu::value(x); }
 
-/// x², as a product (so its partial is 2x exactly).
-template <Expression A>
-auto square(const A& a) {
-  return a * a;
-}
-
 // ---- Comparisons compare values; they record nothing. ----
 
 template <Operand A, Operand B>
-  requires(Expression<A> || Expression<B>)
-bool operator==(const A& a, const B& b) {
+requires(Expression<A> || Expression<B>) bool operator==(const A& a, const B& b) {
   return detail::value_of(a) == detail::value_of(b);
 }
 template <Operand A, Operand B>
-  requires(Expression<A> || Expression<B>)
-std::partial_ordering operator<=>(const A& a, const B& b) {
+requires(Expression<A> || Expression<B>) std::partial_ordering operator<=>(const A& a, const B& b) {
   return detail::value_of(a) <=> detail::value_of(b);
 }
 

@@ -10,12 +10,19 @@ namespace autodiff {
 namespace {
 
 // Epochs are drawn from one counter so that no two tapes, nor two generations of one tape,
-// share one; 0 is never drawn.
+// share one; 0 is never drawn. Each thread takes them in blocks, so that clear() in a training
+// loop costs no atomic operation.
 std::uint32_t draw_epoch() {
-  static std::atomic<std::uint32_t> next{1};
-  std::uint32_t epoch = next.fetch_add(1, std::memory_order_relaxed);
-  if (epoch == 0) epoch = next.fetch_add(1, std::memory_order_relaxed);
-  return epoch;
+  constexpr std::uint32_t kBlock = 4096;
+  static std::atomic<std::uint32_t> next_block{1};
+  thread_local std::uint32_t next = 0, end = 0;
+  if (next == end) {
+    next = next_block.fetch_add(kBlock, std::memory_order_relaxed);
+    if (next == 0) next = next_block.fetch_add(kBlock, std::memory_order_relaxed);  // wrapped
+    end = next + kBlock;
+    if (end < next) end = 0;  // the last block before wrapping stops short of 0
+  }
+  return next++;
 }
 
 // Moves the first `count` elements into an array of `capacity` elements.
@@ -54,38 +61,65 @@ void throw_foreign_operand(Index node, std::uint32_t var_epoch, std::uint32_t ta
       node, var_epoch, tape_epoch));
 }
 
+void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch,
+                        const char* what) {
+  if (node == kNotRecorded)
+    throw TapeError(fmt::format(
+        "autodiff: {} of a Var that was not recorded: it is a constant (made under NoGradGuard, "
+        "by detach(), or from constants only), so the tape holds no gradient for it",
+        what));
+  throw TapeError(fmt::format(
+      "autodiff: {} of a Var (node {}, tape epoch {}) that is not on the active tape (epoch "
+      "{}): it was recorded before the tape was cleared, or on another tape or thread",
+      what, node, var_epoch, tape_epoch));
+}
+
 }  // namespace detail
 
-Tape::Tape() : epoch_(draw_epoch()) {}
+Tape::Tape() : op_bounds_(new std::uint32_t[1]{0}), epoch_(draw_epoch()) {}
 
 Tape::~Tape() {
   if (detail::active_tape == this) detail::active_tape = nullptr;
 }
 
 void Tape::clear() {
-  node_count_ = 0;
+  slot_count_ = 0;
+  statement_count_ = 0;
   op_count_ = 0;
   swept_ = false;
   epoch_ = draw_epoch();
 }
 
-void Tape::zero_grad() { std::fill_n(adjoint_.get(), node_count_, 0.0); }
+void Tape::zero_grad() { std::fill_n(adjoint_.get(), slot_count_, 0.0); }
+
+namespace {
+constexpr std::size_t kSlotBytes = sizeof(double);
+constexpr std::size_t kStatementBytes = sizeof(Index) + sizeof(std::uint32_t);
+constexpr std::size_t kOperationBytes = sizeof(double) + sizeof(Index);
+}  // namespace
 
 std::size_t Tape::bytes_used() const {
-  return std::size_t{node_count_} * (sizeof(double) + sizeof(std::uint32_t)) +
-         std::size_t{op_count_} * (sizeof(double) + sizeof(Index));
+  return slot_count_ * kSlotBytes + statement_count_ * kStatementBytes +
+         op_count_ * kOperationBytes;
 }
 
 std::size_t Tape::bytes_reserved() const {
-  return std::size_t{node_capacity_} * (sizeof(double) + sizeof(std::uint32_t)) +
-         std::size_t{op_capacity_} * (sizeof(double) + sizeof(Index));
+  return slot_capacity_ * kSlotBytes + statement_capacity_ * kStatementBytes +
+         op_capacity_ * kOperationBytes;
 }
 
-void Tape::grow_nodes() {
-  const std::size_t capacity = next_capacity(node_capacity_, node_count_ + 1, "nodes");
-  regrow(adjoint_, node_count_, capacity);
-  regrow(op_end_, node_count_, capacity);
-  node_capacity_ = static_cast<std::uint32_t>(capacity);
+void Tape::grow_slots() {
+  const std::size_t capacity = next_capacity(slot_capacity_, slot_count_ + 1, "Vars");
+  regrow(adjoint_, slot_count_, capacity);
+  slot_capacity_ = static_cast<std::uint32_t>(capacity);
+}
+
+void Tape::grow_statements() {
+  const std::size_t capacity =
+      next_capacity(statement_capacity_, statement_count_ + 1, "statements");
+  regrow(statement_slot_, statement_count_, capacity);
+  regrow(op_bounds_, statement_count_ + 1, capacity + 1);
+  statement_capacity_ = static_cast<std::uint32_t>(capacity);
 }
 
 void Tape::grow_operations(std::size_t needed) {
@@ -95,46 +129,36 @@ void Tape::grow_operations(std::size_t needed) {
   op_capacity_ = static_cast<std::uint32_t>(capacity);
 }
 
-void Tape::check_recorded(Index node, std::uint32_t epoch, const char* what) const {
-  if (node == kNotRecorded)
-    throw TapeError(fmt::format(
-        "autodiff: {} of a Var that was not recorded: it is a constant (made under NoGradGuard, "
-        "by detach(), or from constants only), so the tape holds no gradient for it",
-        what));
-  if (epoch != epoch_ || node >= node_count_)
-    throw TapeError(fmt::format(
-        "autodiff: {} of a Var (node {}, tape epoch {}) that is not on the active tape (epoch "
-        "{}): it was recorded before the tape was cleared, or on another tape or thread",
-        what, node, epoch, epoch_));
-}
-
 void Tape::zero_intermediate_adjoints() {
-  std::uint32_t begin = 0;
-  for (std::uint32_t n = 0; n < node_count_; ++n) {
-    if (op_end_[n] != begin) adjoint_[n] = 0.0;  // has operations: not a leaf
-    begin = op_end_[n];
-  }
+  for (std::uint32_t s = 0; s < statement_count_; ++s) adjoint_[statement_slot_[s]] = 0.0;
 }
 
-void Tape::sweep_scalars(Index last, Index first) {
+void Tape::sweep_statements(std::uint32_t end, std::uint32_t first) {
   const double* partial = partial_.get();
   const Index* operand = operand_.get();
-  const std::uint32_t* op_end = op_end_.get();
+  const Index* slot = statement_slot_.get();
+  const std::uint32_t* op_bounds = op_bounds_.get();
   double* adjoint = adjoint_.get();
-  for (Index n = last + 1; n-- > first;) {
-    const double a = adjoint[n];
+  for (std::uint32_t s = end; s-- > first;) {
+    const double a = adjoint[slot[s]];
     // A node that received no gradient sends none: this also keeps an infinite partial on an
     // unused branch (sqrt at 0, say) from turning into 0·∞ = NaN.
     if (a == 0.0) continue;
-    const std::uint32_t begin = n == 0 ? 0 : op_end[n - 1];
-    for (std::uint32_t k = begin; k < op_end[n]; ++k) adjoint[operand[k]] += partial[k] * a;
+    const std::uint32_t begin = op_bounds[s], end_of_s = op_bounds[s + 1];
+    for (std::uint32_t k = begin; k < end_of_s; ++k) adjoint[operand[k]] += partial[k] * a;
   }
 }
 
 void Tape::backward(Index output) {
   if (swept_) zero_intermediate_adjoints();
   adjoint_[output] += 1.0;
-  sweep_scalars(output, 0);
+  // Statements write slots in increasing order: sweep from the last one at or before `output`.
+  std::uint32_t end = statement_count_;
+  if (end > 0 && statement_slot_[end - 1] > output)
+    end = static_cast<std::uint32_t>(
+        std::upper_bound(statement_slot_.get(), statement_slot_.get() + end, output) -
+        statement_slot_.get());
+  sweep_statements(end, 0);
   swept_ = true;
 }
 

@@ -1,11 +1,13 @@
 #pragma once
-// The tape: every recorded operation, in creation order, as flat arrays.
+// The tape: every recorded operation, in creation order, as flat arrays (the layout of Adept 2).
 //
-// A node is one recorded value (an input, or the result of an expression). For node `n` the tape
-// keeps its adjoint and the range [op_begin(n), op_end(n)) of its operations; an operation is the
-// pair (local partial ∂n/∂operand, operand node). The reverse sweep is a plain backward loop:
+// Every recorded Var owns a slot, which holds its adjoint. An input (a leaf) is just a slot. The
+// result of an expression is a slot plus a statement: the slot it writes and the range of its
+// operations; an operation is the pair (local partial ∂result/∂operand, operand slot), computed
+// during the forward pass. The reverse sweep is a plain backward loop over statements:
 //
-//     for n = last .. 0:   for each operation k of n:   adjoint[operand[k]] += partial[k] * adjoint[n]
+//     for s = last .. 0:   for each operation k of s:   adjoint[operand[k]] += partial[k] *
+//     adjoint[slot[s]]
 //
 // Memory is an arena: clear() rewinds the counters and keeps the arrays, so recording the next
 // graph allocates nothing once the arrays are large enough.
@@ -18,7 +20,7 @@
 
 namespace autodiff {
 
-/// Position of a node on its tape.
+/// A Var's slot on its tape.
 using Index = std::uint32_t;
 /// The index of a value that is not on any tape (a constant).
 inline constexpr Index kNotRecorded = UINT32_MAX;
@@ -36,7 +38,10 @@ namespace detail {
 /// it is a plain thread-local load with no guard.
 inline thread_local constinit Tape* active_tape = nullptr;
 Tape& make_default_tape();
-[[noreturn]] void throw_foreign_operand(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch);
+[[noreturn]] void throw_foreign_operand(Index node, std::uint32_t var_epoch,
+                                        std::uint32_t tape_epoch);
+[[noreturn]] void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch,
+                                     const char* what);
 }  // namespace detail
 
 class Tape {
@@ -52,18 +57,21 @@ class Tape {
     return tape ? *tape : detail::make_default_tape();
   }
 
-  /// Forgets every node and keeps the memory (the arena is rewound, not freed). Vars recorded
-  /// before can no longer be used in operations or asked for gradients (TapeError).
+  /// Forgets every slot and statement and keeps the memory (the arena is rewound, not freed). Vars
+  /// recorded before can no longer be used in operations or asked for gradients (TapeError).
   void clear();
   /// Sets every adjoint, leaves included, to zero.
   void zero_grad();
 
-  /// Adds ∂output/∂n to the adjoint of every node n recorded before `output`. Leaves (inputs)
-  /// accumulate over calls; the adjoints of intermediate nodes are recomputed by each call.
+  /// Adds ∂output/∂v to the adjoint of every Var v recorded before `output`. Leaves (inputs)
+  /// accumulate over calls; the adjoints of intermediate results are recomputed by each call.
   void backward(Index output);
 
   bool is_recording() const { return recording_; }
-  std::size_t node_count() const { return node_count_; }
+  /// Recorded Vars (inputs and results).
+  std::size_t node_count() const { return slot_count_; }
+  /// Recorded expressions (results).
+  std::size_t statement_count() const { return statement_count_; }
   std::size_t operation_count() const { return op_count_; }
   /// Bytes of tape the recorded graph occupies.
   std::size_t bytes_used() const;
@@ -74,13 +82,14 @@ class Tape {
 
   // ---- The recording interface, used by Var and the expression nodes. ----
 
-  /// Records a node with no operations: an input whose gradient accumulates.
-  Index new_leaf() { return push_node(); }
+  /// Records an input: a slot whose gradient accumulates.
+  Index new_leaf() { return push_slot(); }
 
-  /// Records the node `expr` describes: its operations are the expression's active leaves with
-  /// their chain-rule partials. An expression with no recorded leaf yields kNotRecorded.
+  /// Records the result of `expr`: a slot and a statement whose operations are the expression's
+  /// recorded Var leaves with their chain-rule partials. An expression with no recorded leaf
+  /// yields kNotRecorded.
   template <class Expr>
-  Index record(const Expr& expr);
+  [[gnu::always_inline]] Index record(const Expr& expr);
 
   /// Appends one operation of the node being recorded; capacity was reserved by record().
   void push_operation(double partial, Index operand, std::uint32_t operand_epoch) {
@@ -96,33 +105,47 @@ class Tape {
 
   /// Throws a TapeError unless (node, epoch) names a node recorded on this tape since its last
   /// clear. `what` names the operation for the message.
-  void check_recorded(Index node, std::uint32_t epoch, const char* what) const;
+  void check_recorded(Index node, std::uint32_t epoch, const char* what) const {
+    if (node == kNotRecorded || epoch != epoch_ || node >= slot_count_) [[unlikely]]
+      detail::throw_not_recorded(node, epoch, epoch_, what);
+  }
 
  private:
   friend class NoGradGuard;
 
-  Index push_node() {
-    if (node_count_ == node_capacity_) [[unlikely]]
-      grow_nodes();
-    adjoint_[node_count_] = 0.0;
-    op_end_[node_count_] = op_count_;
-    return node_count_++;
+  Index push_slot() {
+    if (slot_count_ == slot_capacity_) [[unlikely]]
+      grow_slots();
+    adjoint_[slot_count_] = 0.0;
+    return slot_count_++;
+  }
+  void push_statement(Index slot) {
+    if (statement_count_ == statement_capacity_) [[unlikely]]
+      grow_statements();
+    statement_slot_[statement_count_] = slot;
+    op_bounds_[statement_count_ + 1] = op_count_;
+    ++statement_count_;
   }
   void reserve_operations(std::size_t count) {
     if (op_count_ + count > op_capacity_) [[unlikely]]
       grow_operations(op_count_ + count);
   }
-  void grow_nodes();
+  void grow_slots();
+  void grow_statements();
   void grow_operations(std::size_t needed);
-  /// The reverse sweep over scalar nodes (last, first], i.e. from `last` down to `first`.
-  void sweep_scalars(Index last, Index first);
+  /// The reverse sweep over statements [first, end), from the last one down.
+  void sweep_statements(std::uint32_t end, std::uint32_t first);
   void zero_intermediate_adjoints();
 
-  // Per node.
+  // Per slot.
   std::unique_ptr<double[]> adjoint_;
-  std::unique_ptr<std::uint32_t[]> op_end_;  // one past the node's last operation
-  std::uint32_t node_count_ = 0;
-  std::uint32_t node_capacity_ = 0;
+  std::uint32_t slot_count_ = 0;
+  std::uint32_t slot_capacity_ = 0;
+  // Per statement: the slot it writes; its operations are [op_bounds_[s], op_bounds_[s + 1]).
+  std::unique_ptr<Index[]> statement_slot_;
+  std::unique_ptr<std::uint32_t[]> op_bounds_;  // op_bounds_[0] = 0
+  std::uint32_t statement_count_ = 0;
+  std::uint32_t statement_capacity_ = 0;
   // Per operation.
   std::unique_ptr<double[]> partial_;
   std::unique_ptr<Index[]> operand_;
@@ -134,8 +157,9 @@ class Tape {
   bool swept_ = false;  // a backward ran since the last clear: intermediates hold adjoints
 };
 
+// Inlined into the caller, so that the expression's values and partials stay in registers.
 template <class Expr>
-Index Tape::record(const Expr& expr) {
+[[gnu::always_inline]] inline Index Tape::record(const Expr& expr) {
   reserve_operations(Expr::leaf_count);
   const std::uint32_t first = op_count_;
   try {
@@ -144,8 +168,10 @@ Index Tape::record(const Expr& expr) {
     op_count_ = first;  // leave the tape as it was
     throw;
   }
-  if (op_count_ == first) return kNotRecorded;  // only constants: no node needed
-  return push_node();
+  if (op_count_ == first) return kNotRecorded;  // only constants: nothing to record
+  const Index slot = push_slot();
+  push_statement(slot);
+  return slot;
 }
 
 /// Makes `tape` the active tape of this thread for the guard's lifetime; scopes nest, so a

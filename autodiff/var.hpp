@@ -45,8 +45,8 @@ class Var : public ExpressionBase {
   }
   /// The result of an expression: one node on the active tape.
   template <Expression E>
-    requires(!std::same_as<std::remove_cvref_t<E>, Var>)
-  Var(const E& expression) : value_(expression.value()) {
+  requires(!std::same_as<std::remove_cvref_t<E>, Var>) Var(const E& expression)
+      : value_(expression.value()) {
     Tape& tape = Tape::active();
     if (tape.is_recording()) {
       index_ = tape.record(expression);
@@ -54,8 +54,7 @@ class Var : public ExpressionBase {
     }
   }
   template <Expression E>
-    requires(!std::same_as<std::remove_cvref_t<E>, Var>)
-  Var& operator=(const E& expression) {
+  requires(!std::same_as<std::remove_cvref_t<E>, Var>) Var& operator=(const E& expression) {
     return *this = Var(expression);
   }
   Var& operator=(double value) { return *this = Var(value); }

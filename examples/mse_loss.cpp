@@ -7,7 +7,8 @@
 
 int main() {
   const std::array<double, 4> y_true = {1, 0, 0, 1};
-  const std::array<autodiff::Var, 4> y_pred = {0.0, 0.0, 0.0, 0.0};  // recorded, so ∂L/∂y_pred exists
+  const std::array<autodiff::Var, 4> y_pred = {0.0, 0.0, 0.0,
+                                               0.0};  // recorded, so ∂L/∂y_pred exists
 
   const autodiff::Var loss = nn::mse_loss(y_true, y_pred);
   fmt::print("{}\n", loss.value());  // 0.5

@@ -7,9 +7,9 @@
 
 int main() {
   const std::array<double, 2> weights = {0, 1};  // w1 = 0, w2 = 1
-  const double bias = 4;                          // b = 4
+  const double bias = 4;                         // b = 4
   const nn::Neuron n(weights, bias);
 
-  const std::array<double, 2> x = {2, 3};  // x1 = 2, x2 = 3
+  const std::array<double, 2> x = {2, 3};        // x1 = 2, x2 = 3
   fmt::print("{}\n", n.feedforward(x).value());  // 0.9990889488055994
 }

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <random>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include "tutorial_network.hpp"
 
@@ -23,7 +23,8 @@ tutorial::Params initial_weights(unsigned seed) {
 int main(int argc, char** argv) {
   CLI::App app{"Trains the tutorial's 2-2-1 network with hand-derived and with tape gradients"};
   unsigned seed = 1;
-  app.add_option("--seed", seed, "seed of the standard-normal initial weights")->capture_default_str();
+  app.add_option("--seed", seed, "seed of the standard-normal initial weights")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   tutorial::Params by_hand = initial_weights(seed);
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
     }
     if (epoch % 10 == 0) {
       const double hand = tutorial::total_loss(by_hand), tape = tutorial::total_loss(by_tape);
-      fmt::print("{:>6} {:>16.12f} {:>16.12f} {:>10.2e}\n", epoch, hand, tape, std::fabs(hand - tape));
+      fmt::print("{:>6} {:>16.12f} {:>16.12f} {:>10.2e}\n", epoch, hand, tape,
+                 std::fabs(hand - tape));
     }
   }
   fmt::print("final loss: hand {:.12f}, tape {:.12f}\n", tutorial::total_loss(by_hand),

@@ -10,7 +10,8 @@ namespace nn {
 
 inline void check_same_length(std::size_t expected, std::size_t found, const char* what) {
   if (expected != found)
-    throw std::invalid_argument(fmt::format("{} has {} entries, expected {}", what, found, expected));
+    throw std::invalid_argument(
+        fmt::format("{} has {} entries, expected {}", what, found, expected));
 }
 
 }  // namespace nn

@@ -51,7 +51,8 @@ TEST_CASE("backprop_by_hand: the worked example, hand and tape equal to the last
     std::istringstream in(line);
     std::string name;
     double x, tape, fd, hand, abs_fd, rel_fd, abs_hand, rel_hand;
-    if (!(in >> name >> x >> tape >> fd >> hand >> abs_fd >> rel_fd >> abs_hand >> rel_hand)) continue;
+    if (!(in >> name >> x >> tape >> fd >> hand >> abs_fd >> rel_fd >> abs_hand >> rel_hand))
+      continue;
     ++rows;
     INFO(line);
     CHECK(rel_hand <= 1e-15);

@@ -26,7 +26,8 @@ TEST_CASE("check_gradient reports tape, finite differences and hand side by side
 
 TEST_CASE("a wrong hand gradient fails the check") {
   auto f = [](std::span<const Var> x) { return Var(x[0] * x[0] * x[1]); };
-  const GradientCheck wrong = check_gradient(f, {1.5, 2.0}, {1.5 * 2.0, 1.5 * 1.5});  // ∂/∂x0 should be 2·x0·x1
+  const GradientCheck wrong =
+      check_gradient(f, {1.5, 2.0}, {1.5 * 2.0, 1.5 * 1.5});  // ∂/∂x0 should be 2·x0·x1
   CHECK_FALSE(wrong.passed());
   CHECK(wrong.max_hand_rel_error == doctest::Approx(0.5));
 }
@@ -41,9 +42,10 @@ TEST_CASE("a wrong tape gradient (a detached input) fails against finite differe
 
 TEST_CASE("check_gradient rejects bad arguments with a clear message") {
   auto f = [](std::span<const Var> x) { return Var(x[0] * 2.0); };
-  CHECK_THROWS_WITH_AS(check_gradient(f, {1.0}, {1.0, 2.0}),
-                       "check_gradient: the hand gradient has 2 entries, expected one per input (1)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      check_gradient(f, {1.0}, {1.0, 2.0}),
+      "check_gradient: the hand gradient has 2 entries, expected one per input (1)",
+      std::invalid_argument);
   auto constant = [](std::span<const Var>) { return Var::constant(1.0); };
   CHECK_THROWS_AS(check_gradient(constant, {1.0}), std::invalid_argument);
 }

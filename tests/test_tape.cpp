@@ -11,7 +11,7 @@
 
 using namespace autodiff;
 
-TEST_CASE("one expression is one node whose operations are its Var leaves") {
+TEST_CASE("one expression is one statement whose operations are its Var leaves") {
   Tape tape;
   TapeScope scope(tape);
   const Var w = 2.0, x = 3.0, b = 0.5;
@@ -19,8 +19,9 @@ TEST_CASE("one expression is one node whose operations are its Var leaves") {
   CHECK(tape.operation_count() == 0);
   const Var y = sigmoid(w * x + b);
   CHECK(tape.node_count() == 4);
+  CHECK(tape.statement_count() == 1);
   CHECK(tape.operation_count() == 3);
-  CHECK(tape.bytes_used() == 4 * 12 + 3 * 12);
+  CHECK(tape.bytes_used() == 4 * 8 + 1 * 8 + 3 * 12);  // slots, statements, operations
   y.backward();
   const double s = 1 / (1 + std::exp(-6.5));
   CHECK(w.grad() == doctest::Approx(s * (1 - s) * 3).epsilon(1e-15));
@@ -170,7 +171,8 @@ TEST_CASE("misuse is a TapeError that says what happened") {
     CHECK(x.value() == 2.0);  // the value travels with the handle
     CHECK_THROWS_WITH_AS(x.grad(), doctest::Contains("before the tape was cleared"), TapeError);
     CHECK_THROWS_AS(y.backward(), TapeError);
-    CHECK_THROWS_WITH_AS((void)Var(x + 1.0), doctest::Contains("not on the active tape"), TapeError);
+    CHECK_THROWS_WITH_AS((void)Var(x + 1.0), doctest::Contains("not on the active tape"),
+                         TapeError);
   }
   SUBCASE("Vars of two tapes") {
     Tape other;

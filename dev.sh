@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The project's two commands, on a fresh Debian 12 machine:
+#   ./dev.sh run    build, then run the main job (the examples; see README.md)
+#   ./dev.sh test   build, then run the tests: Release, then AddressSanitizer + UBSan,
+#                   then a quick smoke run of the benchmarks (never a gate on speed)
+# Missing Debian packages are installed when run as root; otherwise the exact apt-get line is
+# printed. Extra arguments after `run` go to the main job.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libcli11-dev)
+JOBS=2
+
+install_missing_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "dev.sh: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "dev.sh: missing Debian packages. Install them with:"
+    echo "  sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+}
+
+# configure_and_build DIR [cmake options...]
+configure_and_build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DAUTODIFF_WARNINGS_AS_ERRORS=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+main_job() {
+  configure_and_build build -DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF
+  for example in neuron mse_loss backprop_by_hand; do
+    echo "== $example"
+    "build/examples/$example"
+  done
+  echo "== train_2_2_1"
+  build/examples/train_2_2_1 "$@"
+}
+
+tests() {
+  echo "== Release build: tests"
+  configure_and_build build
+  ctest --test-dir build --output-on-failure
+
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
+  local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  configure_and_build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTODIFF_BUILD_BENCHMARKS=OFF \
+    -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure
+
+  echo "== Benchmarks, smoke run (timings here are not a gate)"
+  for b in build/bench/bench_*; do
+    "$b" --benchmark_min_time=0.01 >/dev/null
+    echo "$(basename "$b"): ran"
+  done
+
+  echo "== All tests passed"
+  ctest --test-dir build | tail -n 3
+}
+
+case "${1:-}" in
+  run) shift; install_missing_packages; main_job "$@" ;;
+  test) install_missing_packages; tests ;;
+  *) echo "usage: ./dev.sh run [args] | ./dev.sh test" >&2; exit 2 ;;
+esac
