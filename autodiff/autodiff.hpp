@@ -1,7 +1,9 @@
 #pragma once
-// The whole scalar engine: Tape, Var, the ops, gradient() and check_gradient().
+// The whole engine: Tape, Var, the scalar ops, Tensor and its ops, gradient(), check_gradient().
 #include "autodiff/gradient.hpp"
 #include "autodiff/gradient_check.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
+#include "autodiff/tensor.hpp"
 #include "autodiff/var.hpp"

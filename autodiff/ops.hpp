@@ -13,106 +13,246 @@
 namespace autodiff {
 namespace op {
 
+// Each function is a template over the element type, so that the tensor kernels (float and
+// double) use these very definitions.
+
 struct Add {
-  static double value(double a, double b) { return a + b; }
-  static double d_left(double, double, double) { return 1.0; }
-  static double d_right(double, double, double) { return 1.0; }
+  template <class T>
+  static T value(T a, T b) {
+    return a + b;
+  }
+  template <class T>
+  static T d_left(T, T, T) {
+    return T(1);
+  }
+  template <class T>
+  static T d_right(T, T, T) {
+    return T(1);
+  }
 };
 struct Subtract {
-  static double value(double a, double b) { return a - b; }
-  static double d_left(double, double, double) { return 1.0; }
-  static double d_right(double, double, double) { return -1.0; }
+  template <class T>
+  static T value(T a, T b) {
+    return a - b;
+  }
+  template <class T>
+  static T d_left(T, T, T) {
+    return T(1);
+  }
+  template <class T>
+  static T d_right(T, T, T) {
+    return T(-1);
+  }
 };
 struct Multiply {
-  static double value(double a, double b) { return a * b; }
-  static double d_left(double, double b, double) { return b; }
-  static double d_right(double a, double, double) { return a; }
+  template <class T>
+  static T value(T a, T b) {
+    return a * b;
+  }
+  template <class T>
+  static T d_left(T, T b, T) {
+    return b;
+  }
+  template <class T>
+  static T d_right(T a, T, T) {
+    return a;
+  }
 };
 struct Divide {
-  static double value(double a, double b) { return a / b; }
-  static double d_left(double, double b, double) { return 1.0 / b; }
-  static double d_right(double, double b, double y) { return -y / b; }
+  template <class T>
+  static T value(T a, T b) {
+    return a / b;
+  }
+  template <class T>
+  static T d_left(T, T b, T) {
+    return T(1) / b;
+  }
+  template <class T>
+  static T d_right(T, T b, T y) {
+    return -y / b;
+  }
 };
 // d/da a^b = b·a^(b−1), taken as 0 when b = 0 (a^0 is constant, even at a = 0).
 // d/db a^b = a^b·ln a, taken as 0 at a = 0 (0^b is 0 for every b > 0); NaN for a < 0, where
 // a^b is not differentiable in b. Negative bases with integer exponents are fine in a.
 struct Power {
-  static double value(double a, double b) { return std::pow(a, b); }
-  static double d_left(double a, double b, double) {
-    return b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0);
+  template <class T>
+  static T value(T a, T b) {
+    return std::pow(a, b);
   }
-  static double d_right(double a, double, double y) { return a == 0.0 ? 0.0 : y * std::log(a); }
+  template <class T>
+  static T d_left(T a, T b, T) {
+    return b == T(0) ? T(0) : b * std::pow(a, b - T(1));
+  }
+  template <class T>
+  static T d_right(T a, T, T y) {
+    return a == T(0) ? T(0) : y * std::log(a);
+  }
 };
 // At a tie the first argument is chosen, and gets the whole gradient.
 struct Minimum {
-  static double value(double a, double b) { return b < a ? b : a; }
-  static double d_left(double a, double b, double) { return b < a ? 0.0 : 1.0; }
-  static double d_right(double a, double b, double) { return b < a ? 1.0 : 0.0; }
+  template <class T>
+  static T value(T a, T b) {
+    return b < a ? b : a;
+  }
+  template <class T>
+  static T d_left(T a, T b, T) {
+    return b < a ? T(0) : T(1);
+  }
+  template <class T>
+  static T d_right(T a, T b, T) {
+    return b < a ? T(1) : T(0);
+  }
 };
 struct Maximum {
-  static double value(double a, double b) { return b > a ? b : a; }
-  static double d_left(double a, double b, double) { return b > a ? 0.0 : 1.0; }
-  static double d_right(double a, double b, double) { return b > a ? 1.0 : 0.0; }
+  template <class T>
+  static T value(T a, T b) {
+    return b > a ? b : a;
+  }
+  template <class T>
+  static T d_left(T a, T b, T) {
+    return b > a ? T(0) : T(1);
+  }
+  template <class T>
+  static T d_right(T a, T b, T) {
+    return b > a ? T(1) : T(0);
+  }
 };
 
 struct Negate {
-  static double value(double x) { return -x; }
-  static double derivative(double, double) { return -1.0; }
+  template <class T>
+  static T value(T x) {
+    return -x;
+  }
+  template <class T>
+  static T derivative(T, T) {
+    return T(-1);
+  }
 };
 struct Square {
-  static double value(double x) { return x * x; }
-  static double derivative(double x, double) { return 2.0 * x; }
+  template <class T>
+  static T value(T x) {
+    return x * x;
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return T(2) * x;
+  }
 };
 struct Exp {
-  static double value(double x) { return std::exp(x); }
-  static double derivative(double, double y) { return y; }
+  template <class T>
+  static T value(T x) {
+    return std::exp(x);
+  }
+  template <class T>
+  static T derivative(T, T y) {
+    return y;
+  }
 };
 // log, log1p, sqrt: ±∞ derivatives at the edge of the domain, NaN outside, as in the math.
 struct Log {
-  static double value(double x) { return std::log(x); }
-  static double derivative(double x, double) { return 1.0 / x; }
+  template <class T>
+  static T value(T x) {
+    return std::log(x);
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return T(1) / x;
+  }
 };
 struct Log1p {
-  static double value(double x) { return std::log1p(x); }
-  static double derivative(double x, double) { return 1.0 / (1.0 + x); }
+  template <class T>
+  static T value(T x) {
+    return std::log1p(x);
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return T(1) / (T(1) + x);
+  }
 };
 struct Sqrt {
-  static double value(double x) { return std::sqrt(x); }
-  static double derivative(double, double y) { return 0.5 / y; }
+  template <class T>
+  static T value(T x) {
+    return std::sqrt(x);
+  }
+  template <class T>
+  static T derivative(T, T y) {
+    return T(0.5) / y;
+  }
 };
 struct Sin {
-  static double value(double x) { return std::sin(x); }
-  static double derivative(double x, double) { return std::cos(x); }
+  template <class T>
+  static T value(T x) {
+    return std::sin(x);
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return std::cos(x);
+  }
 };
 struct Cos {
-  static double value(double x) { return std::cos(x); }
-  static double derivative(double x, double) { return -std::sin(x); }
+  template <class T>
+  static T value(T x) {
+    return std::cos(x);
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return -std::sin(x);
+  }
 };
 struct Tan {
-  static double value(double x) { return std::tan(x); }
-  static double derivative(double, double y) { return 1.0 + y * y; }
+  template <class T>
+  static T value(T x) {
+    return std::tan(x);
+  }
+  template <class T>
+  static T derivative(T, T y) {
+    return T(1) + y * y;
+  }
 };
 struct Tanh {
-  static double value(double x) { return std::tanh(x); }
-  static double derivative(double, double y) { return 1.0 - y * y; }
+  template <class T>
+  static T value(T x) {
+    return std::tanh(x);
+  }
+  template <class T>
+  static T derivative(T, T y) {
+    return T(1) - y * y;
+  }
 };
 // 1/(1+e^−x), written so that e^x never overflows: exact for large |x| too.
 struct Sigmoid {
-  static double value(double x) {
-    if (x >= 0.0) return 1.0 / (1.0 + std::exp(-x));
-    const double e = std::exp(x);
-    return e / (1.0 + e);
+  template <class T>
+  static T value(T x) {
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    const T e = std::exp(x);
+    return e / (T(1) + e);
   }
-  static double derivative(double, double y) { return y * (1.0 - y); }
+  template <class T>
+  static T derivative(T, T y) {
+    return y * (T(1) - y);
+  }
 };
 // relu'(0) = 0 and abs'(0) = 0, as PyTorch and TensorFlow choose (a valid subgradient).
 struct Relu {
-  static double value(double x) { return x > 0.0 ? x : 0.0; }
-  static double derivative(double x, double) { return x > 0.0 ? 1.0 : 0.0; }
+  template <class T>
+  static T value(T x) {
+    return x > T(0) ? x : T(0);
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return x > T(0) ? T(1) : T(0);
+  }
 };
 struct Abs {
-  static double value(double x) { return std::fabs(x); }
-  static double derivative(double x, double) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0); }
+  template <class T>
+  static T value(T x) {
+    return std::fabs(x);
+  }
+  template <class T>
+  static T derivative(T x, T) {
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+  }
 };
 
 }  // namespace op

@@ -1,5 +1,7 @@
 #include "autodiff/tape.hpp"
 
+#include "autodiff/tensor.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -78,6 +80,11 @@ void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_
 
 Tape::Tape() : op_bounds_(new std::uint32_t[1]{0}), epoch_(draw_epoch()) {}
 
+TensorTape& Tape::tensors() {
+  if (!tensors_) tensors_ = std::make_unique<TensorTape>(*this);
+  return *tensors_;
+}
+
 Tape::~Tape() {
   if (detail::active_tape == this) detail::active_tape = nullptr;
 }
@@ -88,9 +95,13 @@ void Tape::clear() {
   op_count_ = 0;
   swept_ = false;
   epoch_ = draw_epoch();
+  if (tensors_) tensors_->clear();
 }
 
-void Tape::zero_grad() { std::fill_n(adjoint_.get(), slot_count_, 0.0); }
+void Tape::zero_grad() {
+  std::fill_n(adjoint_.get(), slot_count_, 0.0);
+  if (tensors_) tensors_->zero_grads();
+}
 
 namespace {
 constexpr std::size_t kSlotBytes = sizeof(double);
@@ -105,7 +116,7 @@ std::size_t Tape::bytes_used() const {
 
 std::size_t Tape::bytes_reserved() const {
   return slot_capacity_ * kSlotBytes + statement_capacity_ * kStatementBytes +
-         op_capacity_ * kOperationBytes;
+         op_capacity_ * kOperationBytes + (tensors_ ? tensors_->bytes_reserved() : 0);
 }
 
 void Tape::grow_slots() {
@@ -131,6 +142,7 @@ void Tape::grow_operations(std::size_t needed) {
 
 void Tape::zero_intermediate_adjoints() {
   for (std::uint32_t s = 0; s < statement_count_; ++s) adjoint_[statement_slot_[s]] = 0.0;
+  if (tensors_) tensors_->zero_intermediate_grads();
 }
 
 void Tape::sweep_statements(std::uint32_t end, std::uint32_t first) {
@@ -152,6 +164,11 @@ void Tape::sweep_statements(std::uint32_t end, std::uint32_t first) {
 void Tape::backward(Index output) {
   if (swept_) zero_intermediate_adjoints();
   adjoint_[output] += 1.0;
+  if (tensors_ && tensors_->node_count() > 0) {
+    tensors_->backward_interleaved(statement_count_);
+    swept_ = true;
+    return;
+  }
   // Statements write slots in increasing order: sweep from the last one at or before `output`.
   std::uint32_t end = statement_count_;
   if (end > 0 && statement_slot_[end - 1] > output)

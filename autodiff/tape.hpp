@@ -32,6 +32,7 @@ class TapeError : public std::logic_error {
 };
 
 class Tape;
+class TensorTape;
 
 namespace detail {
 /// The active tape of this thread (nullptr until first use). Constant-initialised, so reading
@@ -73,7 +74,7 @@ class Tape {
   /// Recorded expressions (results).
   std::size_t statement_count() const { return statement_count_; }
   std::size_t operation_count() const { return op_count_; }
-  /// Bytes of tape the recorded graph occupies.
+  /// Bytes of tape the recorded graph occupies (tensor values and records included).
   std::size_t bytes_used() const;
   /// Bytes the tape holds, used or kept for the next graph.
   std::size_t bytes_reserved() const;
@@ -103,6 +104,9 @@ class Tape {
   double adjoint(Index node) const { return adjoint_[node]; }
   double& adjoint(Index node) { return adjoint_[node]; }
 
+  /// The tensor part of this tape (tensor.hpp), made on first use.
+  TensorTape& tensors();
+
   /// Throws a TapeError unless (node, epoch) names a node recorded on this tape since its last
   /// clear. `what` names the operation for the message.
   void check_recorded(Index node, std::uint32_t epoch, const char* what) const {
@@ -112,6 +116,7 @@ class Tape {
 
  private:
   friend class NoGradGuard;
+  friend class TensorTape;
 
   Index push_slot() {
     if (slot_count_ == slot_capacity_) [[unlikely]]
@@ -151,6 +156,8 @@ class Tape {
   std::unique_ptr<Index[]> operand_;
   std::uint32_t op_count_ = 0;
   std::uint32_t op_capacity_ = 0;
+
+  std::unique_ptr<TensorTape> tensors_;
 
   std::uint32_t epoch_;
   bool recording_ = true;

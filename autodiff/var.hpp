@@ -66,6 +66,15 @@ class Var : public ExpressionBase {
     return v;
   }
 
+  /// A Var for a slot already recorded on the tape of `epoch` (used by tensor ops).
+  static Var recorded(double value, Index slot, std::uint32_t epoch) {
+    Var v;
+    v.value_ = value;
+    v.index_ = slot;
+    v.epoch_ = epoch;
+    return v;
+  }
+
   double value() const { return value_; }
   /// The accumulated ∂(output)/∂(this) after backward() on some output.
   double grad() const {

@@ -1,0 +1,316 @@
+// Tensors: values, broadcasting, shape errors, and every op's gradient against finite
+// differences in double, through check_gradient (inputs are Vars made into tensors with
+// from_vars, the output is reduced to a Var with to_var, so both crossings are exercised too).
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "allocation_counter.hpp"
+#include "autodiff/autodiff.hpp"
+
+using namespace autodiff;
+using T = Tensor<double>;
+
+namespace {
+
+using TensorFunction = std::function<T(std::span<const T>)>;
+
+// Checks op's gradient w.r.t. every element of every input, at seeded values in [low, high).
+GradientCheck check_tensor_op(const TensorFunction& op, const std::vector<Shape>& shapes,
+                              double low = -2.0, double high = 2.0, std::uint64_t seed = 7) {
+  std::vector<double> x;
+  {
+    Tape scratch;
+    TapeScope scope(scratch);
+    for (std::size_t k = 0; k < shapes.size(); ++k)
+      for (double v : T::random_uniform(shapes[k], low, high, seed + k).to_vector()) x.push_back(v);
+  }
+  auto f = [&](std::span<const Var> vars) {
+    std::vector<T> inputs;
+    std::size_t offset = 0;
+    for (const Shape& shape : shapes) {
+      const auto n = static_cast<std::size_t>(shape.size());
+      inputs.push_back(T::from_vars(vars.subspan(offset, n), shape));
+      offset += n;
+    }
+    const T out = op(inputs);
+    // Weigh every output element differently, so that a wrong element cannot hide.
+    std::vector<double> w(static_cast<std::size_t>(out.size()));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::sin(1.3 + 0.7 * static_cast<double>(i));
+    return to_var(sum(out * T::from(w, out.shape())));
+  };
+  GradientCheckOptions options;
+  options.rtol = 1e-7;
+  options.atol = 1e-9;
+  return check_gradient(f, x, {}, options);
+}
+
+#define CHECK_TENSOR_GRADIENT(op, ...)                             \
+  do {                                                             \
+    const GradientCheck check_ = check_tensor_op(op, __VA_ARGS__); \
+    INFO(#op, "\n", check_.table());                               \
+    CHECK(check_.passed());                                        \
+  } while (0)
+
+}  // namespace
+
+TEST_CASE("creation") {
+  Tape tape;
+  TapeScope scope(tape);
+  CHECK(T::zeros({2, 3}).to_vector() == std::vector<double>(6, 0.0));
+  CHECK(T::ones({2}).to_vector() == std::vector<double>{1, 1});
+  CHECK(T::full({}, 2.5).item() == 2.5);
+  CHECK(T::full({}, 2.5).shape().str() == "()");
+  CHECK(T::arange(0, 5, 2).to_vector() == std::vector<double>{0, 2, 4});
+  const T m = T::from({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK(m.at(1, 2) == 6);
+  CHECK(m.shape().str() == "(2, 3)");
+  // Seeded random numbers are reproducible, and differ with the seed.
+  CHECK(T::random_normal({100}, 0, 1, 3).to_vector() ==
+        T::random_normal({100}, 0, 1, 3).to_vector());
+  CHECK(T::random_normal({100}, 0, 1, 3).to_vector() !=
+        T::random_normal({100}, 0, 1, 4).to_vector());
+  const auto u = T::random_uniform({1000}, -1, 1, 5).to_vector();
+  CHECK(*std::min_element(u.begin(), u.end()) >= -1);
+  CHECK(*std::max_element(u.begin(), u.end()) < 1);
+  const auto normal = T::random_normal({20000}, 2, 3, 9);
+  CHECK(mean(normal).item() == doctest::Approx(2).epsilon(0.05));
+  CHECK(std::sqrt(mean(square(normal - 2.0)).item()) == doctest::Approx(3).epsilon(0.03));
+  CHECK_THROWS_WITH_AS(T::from({1, 2, 3}, {2, 2}),
+                       "Tensor::from: 3 values given for shape (2, 2), which holds 4",
+                       std::invalid_argument);
+}
+
+TEST_CASE("broadcasting follows NumPy's rules") {
+  Tape tape;
+  TapeScope scope(tape);
+  const T a = T::from({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK((a + T::from({10, 20, 30}, {3})).to_vector() ==
+        std::vector<double>{11, 22, 33, 14, 25, 36});
+  CHECK((a * T::from({2, 3}, {2, 1})).to_vector() == std::vector<double>{2, 4, 6, 12, 15, 18});
+  const T outer = T::from({1, 2}, {2, 1}) * T::from({1, 10, 100}, {1, 3});
+  CHECK(outer.shape() == Shape{2, 3});
+  CHECK(outer.to_vector() == std::vector<double>{1, 10, 100, 2, 20, 200});
+  CHECK((2.0 - a).to_vector() == std::vector<double>{1, 0, -1, -2, -3, -4});
+  const T big = T::ones({4, 1, 3}) + T::from({1, 2}, {2, 1});
+  CHECK(big.shape() == Shape{4, 2, 3});
+  CHECK(sum(big).item() == 4 * (3 * 2 + 3 * 3));
+}
+
+TEST_CASE("shape errors name the op and both shapes") {
+  Tape tape;
+  TapeScope scope(tape);
+  const T a = T::zeros({2, 3}), b = T::zeros({4});
+  CHECK_THROWS_WITH_AS(
+      a + b, "add: shapes (2, 3) and (4,) cannot be broadcast together (dimension 1: 3 vs 4)",
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(matmul(a, a),
+                       "matmul: shapes (2, 3) and (2, 3) do not fit: expected (m, k) and (k, n)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(reshape(a, {4, 2}),
+                       "reshape: cannot reshape shape (2, 3) (6 elements) into (4, 2)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sum(a, 2), "sum: axis 2 is out of range for a tensor of shape (2, 3)",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(slice_rows(a, 1, 3), std::invalid_argument);
+  const std::int64_t bad_row[] = {2};
+  CHECK_THROWS_WITH_AS(gather_rows(a, bad_row),
+                       "gather_rows: row 2 is out of range for shape (2, 3)",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(cross_entropy_with_logits(a, T::zeros({3, 2})), std::invalid_argument);
+  CHECK_THROWS_AS(to_var(a), std::invalid_argument);
+  const std::int32_t labels[] = {0, 3};
+  CHECK_THROWS_WITH_AS(one_hot<double>(labels, 3),
+                       "one_hot: label 3 at position 1 is outside [0, 3)", std::invalid_argument);
+  CHECK_THROWS_AS(Shape({1, 2, 3, 4, 5}), std::invalid_argument);
+}
+
+TEST_CASE("reductions, argmax, matmul, layout: values") {
+  Tape tape;
+  TapeScope scope(tape);
+  const T a = T::from({1, 5, 3, 4, 2, 6}, {2, 3});
+  CHECK(sum(a).item() == 21);
+  CHECK(sum(a, 0).to_vector() == std::vector<double>{5, 7, 9});
+  CHECK(sum(a, 1, true).shape() == Shape{2, 1});
+  CHECK(sum(a, -1).to_vector() == std::vector<double>{9, 12});
+  CHECK(mean(a, 1).to_vector() == std::vector<double>{3, 4});
+  CHECK(max(a).item() == 6);
+  CHECK(max(a, 0).to_vector() == std::vector<double>{4, 5, 6});
+  CHECK(argmax(a, 1).to_vector() == std::vector<double>{1, 2});
+  CHECK(argmax(a).item() == 5);
+  CHECK(argmax(T::from({3, 3, 1}, {3})).item() == 0);  // ties: the first
+  CHECK(sum(a, 0, true).shape() == Shape{1, 3});
+  CHECK(sum(a).shape() == Shape{});
+  const T b = T::from({1, 0, 0, 1, 1, 1}, {3, 2});
+  CHECK(matmul(a, b).to_vector() == std::vector<double>{4, 8, 10, 8});
+  CHECK(transpose(a).to_vector() == std::vector<double>{1, 4, 5, 2, 3, 6});
+  CHECK(reshape(a, {3, -1}).shape() == Shape{3, 2});
+  CHECK(slice_rows(a, 1, 2).to_vector() == std::vector<double>{4, 2, 6});
+  const std::int64_t rows[] = {1, 1, 0};
+  CHECK(gather_rows(a, rows).to_vector() == std::vector<double>{4, 2, 6, 4, 2, 6, 1, 5, 3});
+  const std::int32_t labels[] = {2, 0};
+  CHECK(one_hot<double>(labels, 3).to_vector() == std::vector<double>{0, 0, 1, 1, 0, 0});
+}
+
+TEST_CASE("softmax, log_softmax and cross-entropy are stable for large logits") {
+  Tape tape;
+  TapeScope scope(tape);
+  const T z = T::from({1000, 1001, 1002, -1000, 0, 1000}, {2, 3});
+  const auto p = softmax(z).to_vector();
+  for (double v : p) CHECK(std::isfinite(v));
+  CHECK(p[0] + p[1] + p[2] == doctest::Approx(1.0).epsilon(1e-15));
+  CHECK(p[2] == doctest::Approx(1 / (1 + std::exp(-1.0) + std::exp(-2.0))).epsilon(1e-14));
+  const auto lp = log_softmax(z).to_vector();
+  CHECK(lp[3] == doctest::Approx(-2000).epsilon(1e-14));
+  const T y = T::from({0, 0, 1, 1, 0, 0}, {2, 3});
+  const double expected = -(lp[2] + lp[3]) / 2;
+  CHECK(cross_entropy_with_logits(z, y).item() == doctest::Approx(expected).epsilon(1e-14));
+  CHECK(std::isfinite(cross_entropy_with_logits(z, y).item()));
+}
+
+TEST_CASE("elementwise ops: gradients, with broadcasting") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return x[0] + x[1]; }, {{2, 3}, {3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return x[0] - x[1]; }, {{2, 1}, {1, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return x[0] * x[1]; }, {{4, 1, 3}, {2, 1}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return x[0] / x[1]; }, {{2, 3}, {2, 3}}, 0.5, 2.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return x[0] / x[1]; }, {{3}, {}}, 0.5, 2.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return minimum(x[0], x[1]); }, {{2, 3}, {2, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return maximum(x[0], x[1]); }, {{2, 3}, {3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return pow(x[0], 3.0); }, {{5}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return pow(x[0], 0.5); }, {{5}}, 0.1, 3.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return -x[0] + 2.0 * x[0] - 1.0; }, {{2, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return square(x[0]); }, {{6}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return exp(x[0]); }, {{2, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return log(x[0]); }, {{2, 3}}, 1e-3, 5.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return sqrt(x[0]); }, {{2, 3}}, 1e-3, 5.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return tanh(x[0]); }, {{2, 3}}, -4.0, 4.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return sigmoid(x[0]); }, {{2, 3}}, -30.0, 30.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return relu(x[0]); }, {{2, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return abs(x[0]); }, {{2, 3}});
+}
+
+TEST_CASE("reductions: gradients, all or along an axis, keepdims") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return sum(x[0]); }, {{2, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return sum(x[0], 0); }, {{2, 3, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return sum(x[0], 1, true) * x[0]; }, {{2, 3, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return mean(x[0]); }, {{4, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return mean(x[0], -1, true); }, {{4, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return max(x[0]); }, {{4, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return max(x[0], 0); }, {{4, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return max(x[0], 1, true) - x[0]; }, {{4, 3}});
+}
+
+TEST_CASE("matmul, layout and gathering: gradients") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{3, 4}, {4, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[0]); }, {{3, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return transpose(x[0]); }, {{3, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return reshape(x[0], {2, -1}) * 2.0; }, {{3, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return slice_rows(x[0], 1, 3); }, {{4, 2}});
+  CHECK_TENSOR_GRADIENT(
+      [](auto x) {
+        const std::int64_t rows[] = {2, 0, 2};
+        return gather_rows(x[0], rows);
+      },
+      {{3, 2}});
+}
+
+TEST_CASE("softmax, log_softmax, cross-entropy: gradients") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return softmax(x[0]); }, {{3, 4}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return log_softmax(x[0]); }, {{3, 4}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return cross_entropy_with_logits(x[0], softmax(x[1])); },
+                        {{3, 4}, {3, 4}});
+  CHECK_TENSOR_GRADIENT(
+      [](auto x) {
+        const std::int32_t labels[] = {1, 0, 3};
+        return cross_entropy_with_logits(x[0], one_hot<double>(labels, 4));
+      },
+      {{3, 4}}, -20.0, 20.0);
+}
+
+TEST_CASE("a tensor reduced to a scalar mixes with Vars: one backward reaches both") {
+  Tape tape;
+  TapeScope scope(tape);
+  const Var s = 1.5;
+  const T w = T::from({0.5, -1.0, 2.0}, {3}).requires_grad();
+  // loss = s · Σ w² + sin(s)·Σ (s·w)
+  const Var sum_sq = to_var(sum(square(w)));
+  const Var scaled = to_var(sum(w * s));
+  const Var loss = s * sum_sq + sin(s) * scaled;
+  loss.backward();
+  const double sum_w = 1.5, sum_w2 = 0.25 + 1 + 4;
+  CHECK(
+      s.grad() ==
+      doctest::Approx(sum_w2 + std::cos(1.5) * 1.5 * sum_w + std::sin(1.5) * sum_w).epsilon(1e-14));
+  const auto gw = w.grad();
+  for (int i = 0; i < 3; ++i) {
+    const double wi = T::from({0.5, -1.0, 2.0}, {3}).at(i);
+    CHECK(gw[static_cast<std::size_t>(i)] ==
+          doctest::Approx(1.5 * 2 * wi + std::sin(1.5) * 1.5).epsilon(1e-14));
+  }
+}
+
+TEST_CASE("tensor backward: leaves accumulate, intermediates are recomputed") {
+  Tape tape;
+  TapeScope scope(tape);
+  const T x = T::from({1, 2}, {2}).requires_grad();
+  const T y = sum(square(x) * 3.0);
+  y.backward();
+  CHECK(x.grad() == std::vector<double>{6, 12});
+  y.backward();
+  CHECK(x.grad() == std::vector<double>{12, 24});
+  tape.zero_grad();
+  CHECK(x.grad() == std::vector<double>{0, 0});
+  CHECK_THROWS_AS(T::zeros({2}).backward(), std::invalid_argument);  // not one element
+  CHECK_THROWS_AS(sum(T::zeros({2})).backward(), TapeError);         // not recorded
+}
+
+TEST_CASE("Tensors of a cleared tape, and under NoGradGuard") {
+  Tape tape;
+  TapeScope scope(tape);
+  const T x = T::ones({2}).requires_grad();
+  {
+    NoGradGuard no_grad;
+    CHECK_FALSE(sum(x * 2.0).is_recorded());
+  }
+  CHECK(sum(x * 2.0).is_recorded());
+  CHECK_FALSE(x.detach().is_recorded());
+  tape.clear();
+  CHECK_THROWS_WITH_AS(x.data(), doctest::Contains("before the tape was cleared"), TapeError);
+  CHECK_THROWS_AS(T().shape(), TapeError);
+}
+
+TEST_CASE("a training step on tensors allocates nothing once warm") {
+  Tape tape;
+  TapeScope scope(tape);
+  std::vector<float> w1(64 * 32), g1(w1.size()), w2(32 * 10), g2(w2.size());
+  for (std::size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(float(i)) * 0.1f;
+  for (std::size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(float(i)) * 0.1f;
+  std::vector<float> batch(16 * 64);
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i] = float(i % 7) / 7.0f;
+  std::vector<std::int32_t> labels(16);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t(i % 10);
+  auto step = [&] {
+    tape.clear();
+    using F = Tensor<float>;
+    const F x = F::from(batch, {16, 64});
+    const F W1 = F::parameter(w1.data(), g1.data(), {64, 32});
+    const F W2 = F::parameter(w2.data(), g2.data(), {32, 10});
+    const F probabilities = softmax(matmul(relu(matmul(x, W1)), W2));
+    F logits;
+    REQUIRE(is_softmax_output(probabilities, &logits));
+    const F loss = cross_entropy_with_logits(logits, one_hot<float>(labels, 10));
+    loss.backward();
+    for (std::size_t i = 0; i < w1.size(); ++i) w1[i] -= 0.01f * g1[i], g1[i] = 0;
+    for (std::size_t i = 0; i < w2.size(); ++i) w2[i] -= 0.01f * g2[i], g2[i] = 0;
+    return loss.item();
+  };
+  const float first = step();
+  step();
+  step();
+  testing::AllocationCounter counter;
+  const float later = step();
+  CHECK(counter.count() == 0);
+  CHECK(later < first);
+}
