@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 
@@ -85,6 +87,12 @@ std::size_t grad_bytes(const TensorNode& n) {
   return static_cast<std::size_t>(n.shape.size()) * element_size(n.dtype);
 }
 }  // namespace
+
+namespace {
+void apply_blas_thread_policy();  // below, with set_blas_threads
+}  // namespace
+
+TensorTape::TensorTape(Tape& tape) : tape_(tape) { apply_blas_thread_policy(); }
 
 TensorNode& TensorTape::node(std::uint32_t id, std::uint32_t epoch, const char* what) {
   if (epoch == 0) throw TapeError(fmt::format("autodiff: {} of an empty Tensor handle", what));
@@ -351,16 +359,24 @@ Tensor<T> Tensor<T>::requires_grad() const {
 
 template <TensorElement T>
 Tensor<T> Tensor<T>::detach() const {
-  TensorNode n = node("detach()");
-  n.op = TensorOp::Constant;
-  n.requires_grad = false;
-  n.grad = nullptr;
-  return add_node<T>(active_tensors(), n);  // shares the (immutable) values
+  const TensorNode& in = node("detach()");
+  TensorTape& tt = active_tensors();
+  TensorNode n = new_node<T>(tt, TensorOp::Constant, in.shape, false);
+  std::copy_n(values<T>(in), in.shape.size(), values<T>(n));  // a copy: constants are writable
+  return add_node<T>(tt, n);
 }
 
 template <TensorElement T>
 std::span<const T> Tensor<T>::data() const {
   const TensorNode& n = node("data()");
+  return {values<T>(n), static_cast<std::size_t>(n.shape.size())};
+}
+
+template <TensorElement T>
+std::span<T> Tensor<T>::mutable_data() const {
+  const TensorNode& n = node("mutable_data()");
+  if (n.op != TensorOp::Constant)
+    throw TapeError("autodiff: mutable_data() of a recorded Tensor: only constants may be written");
   return {values<T>(n), static_cast<std::size_t>(n.shape.size())};
 }
 
@@ -762,6 +778,25 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
          values<T>(n), cols);
   return add_node<T>(tt, n);
 }
+
+namespace {
+std::once_flag g_blas_policy;
+// Applied once, at the first tensor op: one BLAS thread unless the user chose otherwise (with
+// set_blas_threads, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in the environment).
+void apply_blas_thread_policy() {
+  std::call_once(g_blas_policy, [] {
+    if (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS"))
+      openblas_set_num_threads(1);
+  });
+}
+}  // namespace
+
+void set_blas_threads(int threads) {
+  if (threads < 1) fail(fmt::format("set_blas_threads: {} threads, expected ≥ 1", threads));
+  std::call_once(g_blas_policy, [] {});
+  openblas_set_num_threads(threads);
+}
+int blas_threads() { return openblas_get_num_threads(); }
 
 // ============================================================================================
 // Layout: transpose, reshape, slice_rows, gather_rows

@@ -117,7 +117,7 @@ class Arena {
 /// The tensor part of a tape: its node records and its arena.
 class TensorTape {
  public:
-  explicit TensorTape(Tape& tape) : tape_(tape) {}
+  explicit TensorTape(Tape& tape);
 
   detail::TensorNode& node(std::uint32_t id, std::uint32_t epoch, const char* what);
   std::uint32_t add(const detail::TensorNode& node);
@@ -185,6 +185,9 @@ class Tensor {
   std::int64_t size() const { return shape().size(); }
   int rank() const { return shape().rank(); }
   std::span<const T> data() const;
+  /// Writable values of a constant (for filling a batch in place); throws for a recorded
+  /// tensor, whose values the reverse sweep relies on.
+  std::span<T> mutable_data() const;
   std::vector<T> to_vector() const;
   /// The only element of a one-element tensor.
   T item() const;
@@ -344,6 +347,12 @@ template <TensorElement T>
 Tensor<T> operator*(const Var& v, const Tensor<T>& a) {
   return a * v;
 }
+
+/// The number of threads the BLAS behind matmul may use (OpenBLAS's own pool). The default is 1:
+/// the GEMMs of small batches are too short for threads to pay, and a second pool on top of
+/// another one (a user's, or the data loader's) oversubscribes the cores.
+void set_blas_threads(int threads);
+int blas_threads();
 
 /// Whether the node that made `a` is a softmax, and if so its input (the logits).
 template <TensorElement T>

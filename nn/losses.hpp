@@ -15,3 +15,36 @@ Var mse_loss(std::span<const double> y_true, std::span<const Var> y_pred);
 double mse_loss(std::span<const double> y_true, std::span<const double> y_pred);
 
 }  // namespace nn
+
+// ---- Losses over batches of tensors: y_true and y_pred are (batch, classes); each returns
+// the mean over the batch as a one-element tensor. ----
+
+#include <cstdint>
+
+#include "autodiff/tensor.hpp"
+
+namespace nn {
+
+using autodiff::Tensor;
+
+/// mean((y_true − y_pred)²) over every element.
+Tensor<float> mean_squared_error(const Tensor<float>& y_true, const Tensor<float>& y_pred);
+
+/// Keras's categorical cross-entropy on probabilities: rows of y_pred are renormalised to sum
+/// to 1 and clipped to [1e-7, 1 − 1e-7], then −Σ y_true·log(y_pred), averaged over the batch.
+/// As in Keras, when y_pred is the output of a softmax the fused, exact form on its logits is
+/// used instead (same value where the clipping does not bite, and a gradient that never
+/// vanishes).
+Tensor<float> categorical_crossentropy(const Tensor<float>& y_true, const Tensor<float>& y_pred);
+
+/// The fused, numerically stable form: y_pred holds logits (no softmax applied).
+Tensor<float> categorical_crossentropy_from_logits(const Tensor<float>& y_true,
+                                                   const Tensor<float>& logits);
+
+/// Integer labels in [0, classes) instead of one-hot rows.
+Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labels,
+                                              const Tensor<float>& y_pred);
+
+using LossFunction = Tensor<float> (*)(const Tensor<float>& y_true, const Tensor<float>& y_pred);
+
+}  // namespace nn

@@ -1,0 +1,96 @@
+#include "nn/layers.hpp"
+
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace nn {
+
+const char* to_string(Activation activation) {
+  switch (activation) {
+    case Activation::Linear:
+      return "linear";
+    case Activation::Relu:
+      return "relu";
+    case Activation::Sigmoid:
+      return "sigmoid";
+    case Activation::Tanh:
+      return "tanh";
+    case Activation::Softmax:
+      return "softmax";
+  }
+  return "?";
+}
+
+Tensor<float> activate(const Tensor<float>& x, Activation activation) {
+  switch (activation) {
+    case Activation::Linear:
+      return x;
+    case Activation::Relu:
+      return relu(x);
+    case Activation::Sigmoid:
+      return sigmoid(x);
+    case Activation::Tanh:
+      return tanh(x);
+    case Activation::Softmax:
+      return softmax(x);
+  }
+  return x;
+}
+
+Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOptions options)
+    : weights_("weights", in > 0 && out > 0 ? Shape{in, out} : Shape{0}),
+      bias_("bias", Shape{std::max<std::int64_t>(out, 0)}),
+      activation_(activation) {
+  if (in <= 0 || out <= 0)
+    throw std::invalid_argument(
+        fmt::format("Dense: in = {} and out = {}: both must be > 0", in, out));
+  std::mt19937_64 rng(options.seed);
+  const double fan_in = double(in), fan_out = double(out);
+  switch (options.init) {
+    case Init::GlorotUniform:
+    case Init::HeUniform: {
+      const double limit = options.init == Init::GlorotUniform ? std::sqrt(6.0 / (fan_in + fan_out))
+                                                               : std::sqrt(6.0 / fan_in);
+      std::uniform_real_distribution<float> uniform(float(-limit), float(limit));
+      for (float& w : weights_.value) w = uniform(rng);
+      break;
+    }
+    case Init::HeNormal: {
+      std::normal_distribution<float> normal(0.0f, float(std::sqrt(2.0 / fan_in)));
+      for (float& w : weights_.value) w = normal(rng);
+      break;
+    }
+  }
+}
+
+Tensor<float> Dense::forward(const Tensor<float>& x) {
+  if (x.rank() != 2 || x.shape()[1] != in())
+    throw std::invalid_argument(
+        fmt::format("Dense({} → {}): input has shape {}, expected (batch, {})", in(), out(),
+                    x.shape().str(), in()));
+  return activate(matmul(x, weights_.on_tape()) + bias_.on_tape(), activation_);
+}
+
+Tensor<float> Sequential::forward(const Tensor<float>& x) {
+  Tensor<float> y = x;
+  for (auto& layer : layers_) y = layer->forward(y);
+  return y;
+}
+
+std::vector<Parameter*> Sequential::parameters() {
+  std::vector<Parameter*> all;
+  for (auto& layer : layers_)
+    for (Parameter* p : layer->parameters()) all.push_back(p);
+  return all;
+}
+
+std::int64_t Sequential::parameter_count() {
+  std::int64_t n = 0;
+  for (Parameter* p : parameters()) n += p->shape.size();
+  return n;
+}
+
+}  // namespace nn

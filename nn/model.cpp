@@ -1,0 +1,232 @@
+#include "nn/model.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+
+namespace nn {
+namespace {
+
+using autodiff::Tensor;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Keras's per-epoch line: "1688/1688 [====…] - 1s 0.4ms/step - loss: … - accuracy: …".
+class ProgressBar {
+ public:
+  ProgressBar(std::FILE* out, int verbose, std::int64_t steps)
+      : out_(out),
+        steps_(steps),
+        live_(verbose == 1 && isatty(fileno(out))),
+        silent_(verbose == 0) {}
+
+  void update(std::int64_t step, double loss, double accuracy, Clock::time_point start) {
+    if (!live_) return;
+    const auto now = Clock::now();
+    if (step < steps_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    fmt::print(out_, "\r{} - loss: {:.4f} - accuracy: {:.4f}", bar(step, seconds_since(start)),
+               loss, accuracy);
+    std::fflush(out_);
+  }
+
+  void finish(const EpochLog& log, bool with_validation) {
+    if (silent_) return;
+    std::string line = fmt::format("{} - loss: {:.4f} - accuracy: {:.4f}", bar(steps_, log.seconds),
+                                   log.loss, log.accuracy);
+    if (with_validation)
+      line +=
+          fmt::format(" - val_loss: {:.4f} - val_accuracy: {:.4f}", log.val_loss, log.val_accuracy);
+    fmt::print(out_, "{}{}\n", live_ ? "\r" : "", line);
+    std::fflush(out_);
+  }
+
+ private:
+  std::string bar(std::int64_t step, double seconds) const {
+    constexpr int kWidth = 30;
+    const int filled = steps_ > 0 ? static_cast<int>(kWidth * step / steps_) : kWidth;
+    std::string bar(static_cast<std::size_t>(kWidth), '.');
+    for (int i = 0; i < filled; ++i) bar[static_cast<std::size_t>(i)] = '=';
+    if (filled < kWidth && step > 0) bar[static_cast<std::size_t>(filled)] = '>';
+    const int digits = static_cast<int>(std::to_string(steps_).size());
+    return fmt::format("{:>{}}/{} [{}] - {:.0f}s {:.1f}ms/step", step, digits, steps_, bar, seconds,
+                       step > 0 ? 1000.0 * seconds / double(step) : 0.0);
+  }
+
+  std::FILE* out_;
+  std::int64_t steps_;
+  bool live_, silent_;
+  Clock::time_point last_draw_{};
+};
+
+void check_batch_size(std::int64_t batch_size, const char* where) {
+  if (batch_size <= 0)
+    throw std::invalid_argument(
+        fmt::format("{}: batch_size is {}, expected > 0", where, batch_size));
+}
+
+}  // namespace
+
+double accuracy(std::span<const std::int32_t> labels, const Tensor<float>& y_pred) {
+  if (y_pred.rank() != 2 || y_pred.shape()[0] != static_cast<std::int64_t>(labels.size()))
+    throw std::invalid_argument(fmt::format("accuracy: {} labels for predictions of shape {}",
+                                            labels.size(), y_pred.shape().str()));
+  if (labels.empty()) return 0.0;
+  const auto predicted = argmax(y_pred, -1).data();
+  std::int64_t correct = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == float(labels[i]);
+  return double(correct) / double(labels.size());
+}
+
+void History::write_csv(const std::string& path) const {
+  std::string text = "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
+  for (const EpochLog& e : epochs)
+    text += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f}\n", e.epoch, e.loss, e.accuracy,
+                        e.val_loss, e.val_accuracy, e.seconds);
+  const std::string temporary = fmt::format("{}.tmp.{}", path, ::getpid());
+  std::FILE* f = std::fopen(temporary.c_str(), "wb");
+  if (!f)
+    throw DataError(fmt::format("{}: cannot write the history ({})", path, std::strerror(errno)));
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool flushed = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  const bool closed = std::fclose(f) == 0;
+  std::error_code error;
+  if (!(written && flushed && closed)) {
+    std::filesystem::remove(temporary, error);
+    throw DataError(fmt::format("{}: writing the history failed; nothing was written", path));
+  }
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    std::filesystem::remove(temporary, error);
+    throw DataError(
+        fmt::format("{}: cannot move the history into place; nothing was written", path));
+  }
+}
+
+Model::Model(Sequential network, LossFunction loss, std::unique_ptr<Optimizer> optimizer)
+    : network_(std::move(network)), loss_(loss), optimizer_(std::move(optimizer)) {
+  if (!loss_) throw std::invalid_argument("Model: the loss function is null");
+  if (!optimizer_) throw std::invalid_argument("Model: the optimizer is null");
+  parameters_ = network_.parameters();
+}
+
+Evaluation Model::train_step(const Dataset& data, std::span<const std::int64_t> rows) {
+  autodiff::Tape& tape = autodiff::Tape::active();
+  tape.clear();
+  const Tensor<float> x = data.batch(rows);
+  data.batch_labels(rows, labels_);
+  const Tensor<float> y_pred = network_(x);
+  const Tensor<float> loss = loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred);
+  loss.backward();
+  optimizer_->step(parameters_);
+  return {loss.item(), accuracy(labels_, y_pred)};
+}
+
+History Model::fit(const Dataset& data, const FitOptions& options) {
+  check_batch_size(options.batch_size, "fit");
+  if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
+    throw std::invalid_argument(
+        fmt::format("fit: validation_split is {}, expected in [0, 1)", options.validation_split));
+  if (options.epochs < 0)
+    throw std::invalid_argument(fmt::format("fit: epochs is {}, expected ≥ 0", options.epochs));
+  // Keras: the validation rows are the last ones, split off before shuffling.
+  const auto split_at =
+      static_cast<std::int64_t>(std::floor(double(data.size()) * (1.0 - options.validation_split)));
+  if (split_at <= 0)
+    throw std::invalid_argument(fmt::format("fit: no training rows left out of {}", data.size()));
+  const bool with_validation = split_at < data.size();
+  const Dataset validation = with_validation ? data.slice(split_at, data.size()) : Dataset();
+
+  std::FILE* out = options.out ? options.out : stdout;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(split_at));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(options.seed);
+  const std::int64_t steps = (split_at + options.batch_size - 1) / options.batch_size;
+
+  History history;
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    if (options.verbose > 0) fmt::print(out, "Epoch {}/{}\n", epoch, options.epochs);
+    if (options.shuffle) std::shuffle(order.begin(), order.end(), rng);
+    ProgressBar progress(out, options.verbose, steps);
+    const auto start = Clock::now();
+    double loss_sum = 0, accuracy_sum = 0;
+    for (std::int64_t step = 0; step < steps; ++step) {
+      const std::int64_t begin = step * options.batch_size;
+      const std::int64_t end = std::min(split_at, begin + options.batch_size);
+      const Evaluation batch =
+          train_step(data, std::span(order).subspan(std::size_t(begin), std::size_t(end - begin)));
+      loss_sum += batch.loss * double(end - begin);  // sample-weighted, as Keras averages
+      accuracy_sum += batch.accuracy * double(end - begin);
+      progress.update(step + 1, loss_sum / double(end), accuracy_sum / double(end), start);
+    }
+    EpochLog log;
+    log.epoch = epoch;
+    log.loss = loss_sum / double(split_at);
+    log.accuracy = accuracy_sum / double(split_at);
+    log.val_loss = log.val_accuracy = std::numeric_limits<double>::quiet_NaN();
+    if (with_validation) {
+      const Evaluation v = evaluate(validation, options.batch_size);
+      log.val_loss = v.loss;
+      log.val_accuracy = v.accuracy;
+    }
+    log.seconds = seconds_since(start);
+    progress.finish(log, with_validation);
+    history.epochs.push_back(log);
+  }
+  return history;
+}
+
+Evaluation Model::evaluate(const Dataset& data, std::int64_t batch_size) {
+  check_batch_size(batch_size, "evaluate");
+  autodiff::Tape& tape = autodiff::Tape::active();
+  autodiff::NoGradGuard no_grad;
+  std::vector<std::int64_t> rows;
+  double loss_sum = 0, correct = 0;
+  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const std::int64_t end = std::min(data.size(), begin + batch_size);
+    rows.resize(std::size_t(end - begin));
+    std::iota(rows.begin(), rows.end(), begin);
+    tape.clear();
+    const Tensor<float> y_pred = network_(data.batch(rows));
+    data.batch_labels(rows, labels_);
+    loss_sum += double(loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred).item()) *
+                double(end - begin);
+    correct += accuracy(labels_, y_pred) * double(end - begin);
+  }
+  tape.clear();
+  if (data.size() == 0) return {0, 0};
+  return {loss_sum / double(data.size()), correct / double(data.size())};
+}
+
+std::vector<float> Model::predict(const Dataset& data, std::int64_t batch_size) {
+  check_batch_size(batch_size, "predict");
+  autodiff::Tape& tape = autodiff::Tape::active();
+  autodiff::NoGradGuard no_grad;
+  std::vector<float> outputs;
+  std::vector<std::int64_t> rows;
+  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const std::int64_t end = std::min(data.size(), begin + batch_size);
+    rows.resize(std::size_t(end - begin));
+    std::iota(rows.begin(), rows.end(), begin);
+    tape.clear();
+    const auto y = network_(data.batch(rows)).data();
+    outputs.insert(outputs.end(), y.begin(), y.end());
+  }
+  tape.clear();
+  return outputs;
+}
+
+}  // namespace nn

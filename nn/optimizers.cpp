@@ -1,0 +1,96 @@
+#include "nn/optimizers.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace nn {
+namespace {
+
+void require(bool ok, const char* optimizer, const char* what, double value, const char* expected) {
+  if (!ok)
+    throw std::invalid_argument(
+        fmt::format("{}: {} is {}, expected {}", optimizer, what, value, expected));
+}
+
+// Moment buffers follow the parameter list they were made for.
+void match_buffers(std::vector<std::vector<float>>& buffers, std::span<Parameter* const> parameters,
+                   const char* optimizer) {
+  if (buffers.empty())
+    for (const Parameter* p : parameters) buffers.emplace_back(p->value.size(), 0.0f);
+  if (buffers.size() != parameters.size())
+    throw std::invalid_argument(
+        fmt::format("{}: step() got {} parameters, but the first step had {}", optimizer,
+                    parameters.size(), buffers.size()));
+  for (std::size_t i = 0; i < parameters.size(); ++i)
+    if (buffers[i].size() != parameters[i]->value.size())
+      throw std::invalid_argument(
+          fmt::format("{}: parameter {} ('{}') has {} values, the first step saw {}", optimizer, i,
+                      parameters[i]->name, parameters[i]->value.size(), buffers[i].size()));
+}
+
+}  // namespace
+
+void AdamOptions::validate() const {
+  require(learning_rate_ > 0 && std::isfinite(learning_rate_), "Adam", "learning_rate",
+          learning_rate_, "> 0");
+  require(beta1_ >= 0 && beta1_ < 1, "Adam", "beta1", beta1_, "in [0, 1)");
+  require(beta2_ >= 0 && beta2_ < 1, "Adam", "beta2", beta2_, "in [0, 1)");
+  require(epsilon_ >= 0 && std::isfinite(epsilon_), "Adam", "epsilon", epsilon_, "≥ 0");
+}
+
+Adam::Adam(AdamOptions options) : options_(options) { options_.validate(); }
+
+void Adam::step(std::span<Parameter* const> parameters) {
+  match_buffers(m_, parameters, "Adam");
+  match_buffers(v_, parameters, "Adam");
+  ++t_;
+  const double t = static_cast<double>(t_);
+  const float alpha =
+      static_cast<float>(options_.learning_rate_ * std::sqrt(1.0 - std::pow(options_.beta2_, t)) /
+                         (1.0 - std::pow(options_.beta1_, t)));
+  const float b1 = float(options_.beta1_), b2 = float(options_.beta2_),
+              eps = float(options_.epsilon_);
+  for (std::size_t k = 0; k < parameters.size(); ++k) {
+    float* __restrict p = parameters[k]->value.data();
+    float* __restrict g = parameters[k]->grad.data();
+    float* __restrict m = m_[k].data();
+    float* __restrict v = v_[k].data();
+    const std::size_t n = parameters[k]->value.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const float gi = g[i];
+      m[i] = b1 * m[i] + (1.0f - b1) * gi;
+      v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+      p[i] -= alpha * m[i] / (std::sqrt(v[i]) + eps);
+      g[i] = 0.0f;
+    }
+  }
+}
+
+void SGDOptions::validate() const {
+  require(learning_rate_ > 0 && std::isfinite(learning_rate_), "SGD", "learning_rate",
+          learning_rate_, "> 0");
+  require(momentum_ >= 0 && momentum_ < 1, "SGD", "momentum", momentum_, "in [0, 1)");
+}
+
+SGD::SGD(SGDOptions options) : options_(options) { options_.validate(); }
+
+void SGD::step(std::span<Parameter* const> parameters) {
+  match_buffers(velocity_, parameters, "SGD");
+  const float lr = float(options_.learning_rate_), mu = float(options_.momentum_);
+  for (std::size_t k = 0; k < parameters.size(); ++k) {
+    float* __restrict p = parameters[k]->value.data();
+    float* __restrict g = parameters[k]->grad.data();
+    float* __restrict velocity = velocity_[k].data();
+    const std::size_t n = parameters[k]->value.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      velocity[i] = mu * velocity[i] - lr * g[i];
+      p[i] += options_.nesterov_ ? mu * velocity[i] - lr * g[i] : velocity[i];
+      g[i] = 0.0f;
+    }
+  }
+}
+
+}  // namespace nn

@@ -1,0 +1,86 @@
+#pragma once
+// Optimizers update parameters from their accumulated gradients, then zero the gradients.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "nn/parameter.hpp"
+
+namespace nn {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  /// One update of every parameter from its grad; the grads are zeroed in the same pass.
+  virtual void step(std::span<Parameter* const> parameters) = 0;
+};
+
+/// Keras's defaults. Setters chain: AdamOptions().learning_rate(3e-4).beta1(0.8).
+struct AdamOptions {
+  double learning_rate_ = 1e-3, beta1_ = 0.9, beta2_ = 0.999, epsilon_ = 1e-7;
+  AdamOptions& learning_rate(double v) {
+    learning_rate_ = v;
+    return *this;
+  }
+  AdamOptions& beta1(double v) {
+    beta1_ = v;
+    return *this;
+  }
+  AdamOptions& beta2(double v) {
+    beta2_ = v;
+    return *this;
+  }
+  AdamOptions& epsilon(double v) {
+    epsilon_ = v;
+    return *this;
+  }
+  /// Throws std::invalid_argument naming the bad value.
+  void validate() const;
+};
+
+/// Adam, as Keras computes it: with α_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ),
+/// m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²,  p ← p − α_t·m/(√v + ε).
+class Adam : public Optimizer {
+ public:
+  explicit Adam(AdamOptions options = {});
+  void step(std::span<Parameter* const> parameters) override;
+  std::int64_t iterations() const { return t_; }
+
+ private:
+  AdamOptions options_;
+  std::int64_t t_ = 0;
+  std::vector<std::vector<float>> m_, v_;  // one moment pair per parameter, made at first step
+};
+
+struct SGDOptions {
+  double learning_rate_ = 0.01, momentum_ = 0.0;
+  bool nesterov_ = false;
+  SGDOptions& learning_rate(double v) {
+    learning_rate_ = v;
+    return *this;
+  }
+  SGDOptions& momentum(double v) {
+    momentum_ = v;
+    return *this;
+  }
+  SGDOptions& nesterov(bool v) {
+    nesterov_ = v;
+    return *this;
+  }
+  void validate() const;
+};
+
+/// Keras's SGD: velocity ← momentum·velocity − lr·g; p ← p + velocity
+/// (Nesterov: p ← p + momentum·velocity − lr·g).
+class SGD : public Optimizer {
+ public:
+  explicit SGD(SGDOptions options = {});
+  void step(std::span<Parameter* const> parameters) override;
+
+ private:
+  SGDOptions options_;
+  std::vector<std::vector<float>> velocity_;
+};
+
+}  // namespace nn
