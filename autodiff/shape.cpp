@@ -23,12 +23,6 @@ Shape::Shape(std::span<const std::int64_t> dims) {
   rank_ = static_cast<int>(dims.size());
 }
 
-std::int64_t Shape::size() const {
-  std::int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
-  return n;
-}
-
 bool Shape::operator==(const Shape& other) const {
   if (rank_ != other.rank_) return false;
   for (int i = 0; i < rank_; ++i)

@@ -539,7 +539,8 @@ Tensor<T> unary(const Tensor<T>& a, TensorOp kind, const char* name) {
   n.input[0] = a.id();
   const T* x = values<T>(na);
   T* out = values<T>(n);
-  for (std::int64_t i = 0; i < na.shape.size(); ++i) out[i] = Op::value(x[i]);
+  const std::int64_t size = na.shape.size();
+  for (std::int64_t i = 0; i < size; ++i) out[i] = Op::value(x[i]);
   return add_node<T>(tt, n);
 }
 
@@ -550,7 +551,8 @@ void unary_backward(TensorTape& tt, const TensorNode& n) {
   const T* out = values<T>(n);
   const T* g = static_cast<const T*>(n.grad);
   T* gx = grad_buffer<T>(tt, n.input[0]);
-  for (std::int64_t i = 0; i < n.shape.size(); ++i) gx[i] += g[i] * Op::derivative(x[i], out[i]);
+  const std::int64_t size = n.shape.size();
+  for (std::int64_t i = 0; i < size; ++i) gx[i] += g[i] * Op::derivative(x[i], out[i]);
 }
 
 }  // namespace
@@ -835,7 +837,8 @@ void view_backward(TensorTape& tt, const TensorNode& n) {
   const std::int64_t offset = static_cast<const T*>(n.value) - values<T>(na);
   const T* g = static_cast<const T*>(n.grad);
   T* gx = grad_buffer<T>(tt, n.input[0]) + offset;
-  for (std::int64_t i = 0; i < n.shape.size(); ++i) gx[i] += g[i];
+  const std::int64_t size = n.shape.size();
+  for (std::int64_t i = 0; i < size; ++i) gx[i] += g[i];
 }
 }  // namespace
 
@@ -1131,7 +1134,8 @@ Tensor<T> operator*(const Tensor<T>& a, const Var& v) {
   n.slot_epoch = v.epoch();
   n.scalar = v.value();
   const T scale = static_cast<T>(v.value());
-  for (std::int64_t i = 0; i < na.shape.size(); ++i) values<T>(n)[i] = values<T>(na)[i] * scale;
+  const std::int64_t size = na.shape.size();
+  for (std::int64_t i = 0; i < size; ++i) values<T>(n)[i] = values<T>(na)[i] * scale;
   return add_node<T>(tt, n);
 }
 

@@ -48,6 +48,15 @@ nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) 
 // ---- Evaluation ----
 double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(data).accuracy; }
 
+// "must be > 0", for numbers of any type (CLI11's PositiveNumber prints DBL_MAX as its bound).
+const CLI::Validator positive(
+    [](std::string& text) {
+      double value = 0;
+      return CLI::detail::lexical_cast(text, value) && value > 0 ? std::string()
+                                                                 : "must be > 0, got " + text;
+    },
+    "> 0");
+
 int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"The tutorial's MNIST MLP: 784 → Dense(128, relu) → Dense(10, softmax), Adam"};
@@ -58,18 +67,16 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--batch-size", s.batch_size, "images per step")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive);
   app.add_option("--lr", s.learning_rate, "Adam's learning rate")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive);
   app.add_option("--hidden", s.hidden, "units in the hidden layer")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive);
   app.add_option("--seed", s.seed, "seed of the initial weights and of the shuffling")
       ->capture_default_str();
-  app.add_option("--threads", s.threads, "BLAS threads")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", s.threads, "BLAS threads")->capture_default_str()->check(positive);
   app.add_option("--history", s.history,
                  "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV");
   CLI11_PARSE(app, argc, argv);

@@ -80,6 +80,23 @@ void check_batch_size(std::int64_t batch_size, const char* where) {
 
 }  // namespace
 
+std::int64_t validation_split_point(std::int64_t rows, double fraction) {
+  if (!(fraction >= 0.0 && fraction < 1.0))
+    throw std::invalid_argument(
+        fmt::format("fit: validation_split is {}, expected in [0, 1)", fraction));
+  return static_cast<std::int64_t>(std::floor(double(rows) * (1.0 - fraction)));
+}
+
+EpochOrder::EpochOrder(std::int64_t rows, bool shuffle, std::uint64_t seed)
+    : order_(static_cast<std::size_t>(rows)), shuffle_(shuffle), rng_(seed) {
+  std::iota(order_.begin(), order_.end(), 0);
+}
+
+std::span<const std::int64_t> EpochOrder::next_epoch() {
+  if (shuffle_) std::shuffle(order_.begin(), order_.end(), rng_);
+  return order_;
+}
+
 double accuracy(std::span<const std::int32_t> labels, const Tensor<float>& y_pred) {
   if (y_pred.rank() != 2 || y_pred.shape()[0] != static_cast<std::int64_t>(labels.size()))
     throw std::invalid_argument(fmt::format("accuracy: {} labels for predictions of shape {}",
@@ -151,15 +168,13 @@ History Model::fit(const Dataset& data, const FitOptions& options) {
   const Dataset validation = with_validation ? data.slice(split_at, data.size()) : Dataset();
 
   std::FILE* out = options.out ? options.out : stdout;
-  std::vector<std::int64_t> order(static_cast<std::size_t>(split_at));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(options.seed);
+  EpochOrder epoch_order(split_at, options.shuffle, options.seed);
   const std::int64_t steps = (split_at + options.batch_size - 1) / options.batch_size;
 
   History history;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     if (options.verbose > 0) fmt::print(out, "Epoch {}/{}\n", epoch, options.epochs);
-    if (options.shuffle) std::shuffle(order.begin(), order.end(), rng);
+    const std::span<const std::int64_t> order = epoch_order.next_epoch();
     ProgressBar progress(out, options.verbose, steps);
     const auto start = Clock::now();
     double loss_sum = 0, accuracy_sum = 0;

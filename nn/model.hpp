@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,23 @@ struct History {
 struct Evaluation {
   double loss = 0;
   double accuracy = 0;
+};
+
+/// Keras's validation split: rows [0, split) train, rows [split, rows) validate, with
+/// split = ⌊rows·(1 − fraction)⌋, taken before any shuffling. Throws unless fraction ∈ [0, 1).
+std::int64_t validation_split_point(std::int64_t rows, double fraction);
+
+/// The order in which fit visits the training rows: 0, 1, … unshuffled, or a fresh seeded
+/// permutation at every epoch.
+class EpochOrder {
+ public:
+  EpochOrder(std::int64_t rows, bool shuffle, std::uint64_t seed);
+  std::span<const std::int64_t> next_epoch();
+
+ private:
+  std::vector<std::int64_t> order_;
+  bool shuffle_;
+  std::mt19937_64 rng_;
 };
 
 /// The fraction of rows whose largest prediction is at the label.

@@ -1,4 +1,6 @@
 // Each example's printed numbers, by running the example.
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -9,14 +11,17 @@
 
 namespace {
 
-std::string run(const std::string& command) {
+// Runs an example; its output (stdout and stderr) and its exit status.
+std::string run(const std::string& command, int expected_status = 0) {
   const std::string full = std::string(AUTODIFF_EXAMPLES_DIR) + "/" + command + " 2>&1";
   FILE* pipe = popen(full.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
   char buffer[4096];
   while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  CHECK(pclose(pipe) == 0);
+  const int status = pclose(pipe);
+  INFO(command, "\n", output);
+  CHECK(WEXITSTATUS(status) == expected_status);
   return output;
 }
 
@@ -85,4 +90,43 @@ TEST_CASE("train_2_2_1: hand and tape agree at every epoch, and the loss falls")
   }
   // Different seeds start from different weights.
   CHECK(lines_of(run("train_2_2_1 --seed 1"))[1] != lines_of(run("train_2_2_1 --seed 2"))[1]);
+}
+
+TEST_CASE("mnist_mlp: the tutorial's recipe on the shipped data reaches 0.94") {
+  const std::string history = "mnist_mlp_history_test.csv";
+  const auto lines = lines_of(run("mnist_mlp --history " + history));
+  REQUIRE(lines.size() >= 22);
+  CHECK(lines[0].find("8000 training and 2000 test images; 784 → 128 → 10, 101770 parameters") !=
+        std::string::npos);
+  CHECK(lines[1] == "Epoch 1/10");
+  CHECK(lines[20].rfind("225/225 [==============================] - ", 0) == 0);
+  const std::string& last = lines.back();
+  REQUIRE(last.rfind("Test accuracy: ", 0) == 0);
+  const double accuracy = std::stod(last.substr(15));
+  MESSAGE("mnist_mlp, 10 epochs on mnist-10k: test accuracy ", accuracy);
+  CHECK(accuracy >= 0.94);
+  std::FILE* csv = std::fopen(history.c_str(), "r");
+  REQUIRE(csv != nullptr);
+  char header[128] = {};
+  CHECK(std::fgets(header, sizeof header, csv) != nullptr);
+  CHECK(std::string(header) == "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+  int rows = 0;
+  for (char row[256]; std::fgets(row, sizeof row, csv);) ++rows;
+  std::fclose(csv);
+  std::remove(history.c_str());
+  CHECK(rows == 10);
+}
+
+TEST_CASE("mnist_mlp: options, and clear errors") {
+  const std::string help = run("mnist_mlp --help");
+  for (const char* option : {"--data", "--epochs", "--batch-size", "--lr", "--hidden", "--seed",
+                             "--threads", "--history"})
+    CHECK(help.find(option) != std::string::npos);
+  const std::string missing = run("mnist_mlp --data /nonexistent-dir", 1);
+  CHECK(missing.find("mnist_mlp: /nonexistent-dir: neither train-images-idx3-ubyte nor") !=
+        std::string::npos);
+  const std::string bad = run("mnist_mlp --batch-size 0", 105);  // CLI11's validation error
+  CHECK(bad.find("--batch-size: must be > 0, got 0") != std::string::npos);
+  const auto small = lines_of(run("mnist_mlp --epochs 1 --hidden 16 --batch-size 64 --seed 3"));
+  CHECK(small.back().rfind("Test accuracy: 0.", 0) == 0);
 }
