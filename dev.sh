@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The project's two commands, on a fresh Debian 12 machine:
-#   ./dev.sh run    build, then run the main job (the examples; see README.md)
+#   ./dev.sh run    build, then run the main job: the tutorial's MNIST MLP (examples/mnist_mlp)
+#                   on the 10,000 digits shipped in data/mnist-10k
 #   ./dev.sh test   build, then run the tests: Release, then AddressSanitizer + UBSan,
 #                   then a quick smoke run of the benchmarks (never a gate on speed)
+# and one more:
+#   ./dev.sh tutorial   build, then run the tutorial's first four steps (neuron … train_2_2_1)
 # Missing Debian packages are installed when run as root; otherwise the exact apt-get line is
-# printed. Extra arguments after `run` go to the main job.
+# printed. Extra arguments after `run` go to mnist_mlp (see ./dev.sh run --help).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libcli11-dev)
+PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libcli11-dev zlib1g-dev
+  libopenblas-dev)
 JOBS=2
 
 install_missing_packages() {
@@ -38,12 +42,15 @@ configure_and_build() {
 
 main_job() {
   configure_and_build build -DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF
-  for example in neuron mse_loss backprop_by_hand; do
+  build/examples/mnist_mlp "$@"
+}
+
+tutorial() {
+  configure_and_build build -DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF
+  for example in neuron mse_loss backprop_by_hand train_2_2_1; do
     echo "== $example"
     "build/examples/$example"
   done
-  echo "== train_2_2_1"
-  build/examples/train_2_2_1 "$@"
 }
 
 tests() {
@@ -58,6 +65,11 @@ tests() {
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure
 
+  echo "== Another CMake project using autodiff::autodiff and autodiff::nn via add_subdirectory"
+  cmake -S tests/consumer -B build-consumer -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-consumer -j "$JOBS" >/dev/null
+  build-consumer/consumer
+
   echo "== Benchmarks, smoke run (timings here are not a gate)"
   for b in build/bench/bench_*; do
     "$b" --benchmark_min_time=0.01 >/dev/null
@@ -70,6 +82,7 @@ tests() {
 
 case "${1:-}" in
   run) shift; install_missing_packages; main_job "$@" ;;
+  tutorial) install_missing_packages; tutorial ;;
   test) install_missing_packages; tests ;;
-  *) echo "usage: ./dev.sh run [args] | ./dev.sh test" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh run [mnist_mlp options] | ./dev.sh test | ./dev.sh tutorial" >&2; exit 2 ;;
 esac

@@ -29,13 +29,16 @@ using detail::TensorOp;
 namespace detail {
 
 namespace {
-constexpr std::size_t kAlignment = 64;
 constexpr std::size_t kMinBlock = std::size_t{1} << 20;
-std::size_t round_up(std::size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 }  // namespace
 
+Arena::Block Arena::make_block(std::size_t size) {
+  auto* memory = static_cast<std::byte*>(::operator new[](size, std::align_val_t{kAlignment}));
+  return {std::unique_ptr<std::byte[], AlignedDelete>(memory), size};
+}
+
 void* Arena::allocate(std::size_t bytes) {
-  bytes = round_up(std::max<std::size_t>(bytes, 1));
+  bytes = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   while (current_ < blocks_.size()) {
     Block& block = blocks_[current_];
     if (offset_ + bytes <= block.size) {
@@ -49,9 +52,7 @@ void* Arena::allocate(std::size_t bytes) {
   }
   const std::size_t last = blocks_.empty() ? 0 : blocks_.back().size;
   const std::size_t size = std::max({bytes, 2 * last, kMinBlock});
-  // operator new[] for std::byte aligns to __STDCPP_DEFAULT_NEW_ALIGNMENT__ (16): over-allocate.
-  blocks_.push_back(
-      {std::unique_ptr<std::byte[]>(new (std::align_val_t{kAlignment}) std::byte[size]), size});
+  blocks_.push_back(make_block(size));
   current_ = blocks_.size() - 1;
   offset_ = bytes;
   return blocks_.back().memory.get();
@@ -61,8 +62,7 @@ void Arena::reset() {
   if (blocks_.size() > 1) {  // merge: the next round of the same allocations fits in one block
     const std::size_t total = bytes_reserved();
     blocks_.clear();
-    blocks_.push_back(
-        {std::unique_ptr<std::byte[]>(new (std::align_val_t{kAlignment}) std::byte[total]), total});
+    blocks_.push_back(make_block(total));
   }
   current_ = 0;
   offset_ = 0;

@@ -104,10 +104,15 @@ class Arena {
   std::size_t bytes_reserved() const;
 
  private:
+  static constexpr std::size_t kAlignment = 64;  // a cache line; enough for AVX-512 loads
+  struct AlignedDelete {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
+  };
   struct Block {
-    std::unique_ptr<std::byte[]> memory;
+    std::unique_ptr<std::byte[], AlignedDelete> memory;
     std::size_t size;
   };
+  static Block make_block(std::size_t size);
   std::vector<Block> blocks_;
   std::size_t current_ = 0, offset_ = 0, used_before_ = 0;
 };

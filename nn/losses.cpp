@@ -29,10 +29,6 @@ double mse_loss(std::span<const double> y_true, std::span<const double> y_pred) 
   return mean_squared_error(y_true, y_pred);
 }
 
-}  // namespace nn
-
-namespace nn {
-
 Tensor<float> mean_squared_error(const Tensor<float>& y_true, const Tensor<float>& y_pred) {
   if (!(y_true.shape() == y_pred.shape()))
     throw std::invalid_argument(

@@ -1,31 +1,21 @@
 #pragma once
-// Losses over scalar Vars (the tutorial's); tensor losses are in nn/tensor_losses.hpp.
+// Losses. Over scalar Vars: the tutorial's MSE. Over batches of tensors: y_true and y_pred are
+// (batch, classes), and each loss returns the mean over the batch as a one-element tensor.
 
+#include <cstdint>
 #include <span>
 
 #include "autodiff/autodiff.hpp"
 
 namespace nn {
 
+using autodiff::Tensor;
 using autodiff::Var;
 
 /// Mean squared error: (1/n) Σ (y_true − y_pred)². Throws std::invalid_argument if the lengths
 /// differ or are 0.
 Var mse_loss(std::span<const double> y_true, std::span<const Var> y_pred);
 double mse_loss(std::span<const double> y_true, std::span<const double> y_pred);
-
-}  // namespace nn
-
-// ---- Losses over batches of tensors: y_true and y_pred are (batch, classes); each returns
-// the mean over the batch as a one-element tensor. ----
-
-#include <cstdint>
-
-#include "autodiff/tensor.hpp"
-
-namespace nn {
-
-using autodiff::Tensor;
 
 /// mean((y_true − y_pred)²) over every element.
 Tensor<float> mean_squared_error(const Tensor<float>& y_true, const Tensor<float>& y_pred);
