@@ -32,7 +32,8 @@ install_missing_packages() {
   fi
 }
 
-# configure_and_build DIR [cmake options...]
+# configure_and_build DIR [cmake options...]. Callers pass every AUTODIFF_BUILD_* option: the
+# cache remembers them, and `run` and `test` share the build directory.
 configure_and_build() {
   local dir=$1
   shift
@@ -40,13 +41,16 @@ configure_and_build() {
   cmake --build "$dir" -j "$JOBS"
 }
 
+WITHOUT_TESTS=(-DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF -DAUTODIFF_BUILD_EXAMPLES=ON)
+EVERYTHING=(-DAUTODIFF_BUILD_TESTS=ON -DAUTODIFF_BUILD_BENCHMARKS=ON -DAUTODIFF_BUILD_EXAMPLES=ON)
+
 main_job() {
-  configure_and_build build -DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF
+  configure_and_build build "${WITHOUT_TESTS[@]}"
   build/examples/mnist_mlp "$@"
 }
 
 tutorial() {
-  configure_and_build build -DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF
+  configure_and_build build "${WITHOUT_TESTS[@]}"
   for example in neuron mse_loss backprop_by_hand train_2_2_1; do
     echo "== $example"
     "build/examples/$example"
@@ -55,12 +59,12 @@ tutorial() {
 
 tests() {
   echo "== Release build: tests"
-  configure_and_build build
+  configure_and_build build "${EVERYTHING[@]}"
   ctest --test-dir build --output-on-failure
 
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
   local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-  configure_and_build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTODIFF_BUILD_BENCHMARKS=OFF \
+  configure_and_build build-asan "${EVERYTHING[@]}" -DAUTODIFF_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure
