@@ -1116,8 +1116,7 @@ Var to_var(const Tensor<T>& a) {
   n.input[0] = a.id();
   values<T>(n)[0] = values<T>(na)[0];
   n.slot = tt.tape().new_leaf();
-  n.slot_epoch = tt.tape().epoch();
-  const Var result = Var::recorded(value, n.slot, n.slot_epoch);
+  const Var result = Var::recorded(value, n.slot, tt.tape().epoch());
   tt.add(n);
   return result;
 }
@@ -1131,7 +1130,6 @@ Tensor<T> operator*(const Tensor<T>& a, const Var& v) {
   TensorNode n = new_node<T>(tt, TensorOp::ScaleByVar, na.shape, na.requires_grad || var_recorded);
   n.input[0] = a.id();
   n.slot = v.index();
-  n.slot_epoch = v.epoch();
   n.scalar = v.value();
   const T scale = static_cast<T>(v.value());
   const std::int64_t size = na.shape.size();
@@ -1266,7 +1264,7 @@ void backward_typed(TensorTape& tt, const TensorNode& n) {
 }
 
 void backward_node(TensorTape& tt, std::uint32_t id) {
-  // Copy the record: a backward rule may allocate gradient buffers but never adds nodes.
+  // A reference is safe: backward rules allocate gradient buffers but never add nodes.
   const TensorNode& n = tt.node(id, tt.tape().epoch(), "backward");
   if (n.dtype == DType::Float32)
     backward_typed<float>(tt, n);

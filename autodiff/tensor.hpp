@@ -84,10 +84,9 @@ struct TensorNode {
   std::uint32_t input[2] = {0, 0};
   std::uint32_t statement_position = 0;  // scalar statements recorded before this node
   Index slot = kNotRecorded;             // ToVar: the Var it made; ScaleByVar: the Var it read
-  std::uint32_t slot_epoch = 0;
-  double scalar = 0.0;        // ScaleByVar: the Var's value
-  int axis = -1;              // reductions: the axis, or −1 for all elements
-  const void* aux = nullptr;  // GatherRows: row indices; FromVars: slots
+  double scalar = 0.0;                   // ScaleByVar: the Var's value
+  int axis = -1;                         // reductions: the axis, or −1 for all elements
+  const void* aux = nullptr;             // GatherRows: row indices; FromVars: slots
   std::int64_t aux_count = 0;
 };
 

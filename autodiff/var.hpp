@@ -101,7 +101,7 @@ class Var : public ExpressionBase {
   template <Operand E>
   Var& operator/=(const E& e);
 
-  /// Expression interface: sends `adjoint` (∂node/∂this) to this leaf's slot.
+  /// Expression interface: records `partial` (∂result/∂this) as an operation on this leaf's slot.
   void propagate(Tape& tape, double partial) const {
     if (index_ != kNotRecorded) tape.push_operation(partial, index_, epoch_);
   }
