@@ -770,6 +770,12 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
     fail(fmt::format("matmul: shapes {} and {} do not fit: expected (m, k) and (k, n)",
                      na.shape.str(), nb.shape.str()));
   const std::int64_t m = na.shape[0], k = na.shape[1], cols = nb.shape[1];
+  constexpr std::int64_t kBlasMax = std::numeric_limits<int>::max();  // CBLAS takes int sizes
+  if (m * k > kBlasMax || k * cols > kBlasMax || m * cols > kBlasMax)
+    fail(
+        fmt::format("matmul: shapes {} and {} exceed the {} elements per matrix that BLAS "
+                    "addresses with int",
+                    na.shape.str(), nb.shape.str(), kBlasMax));
   TensorNode n = new_node<T>(tt, TensorOp::MatMul, {m, cols}, na.requires_grad || nb.requires_grad);
   n.input[0] = a.id();
   n.input[1] = b.id();

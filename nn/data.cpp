@@ -13,8 +13,11 @@ namespace {
 // A gzip or raw file, read through zlib (gzread passes raw files through unchanged).
 class Reader {
  public:
-  explicit Reader(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
+  explicit Reader(const std::string& path) : path_(path), file_(nullptr) {
     if (!std::filesystem::exists(path)) throw DataError(fmt::format("{}: no such file", path));
+    if (!std::filesystem::is_regular_file(path))
+      throw DataError(fmt::format("{}: not a regular file", path));
+    file_ = gzopen(path.c_str(), "rb");
     if (!file_) throw DataError(fmt::format("{}: cannot be opened", path));
     gzbuffer(file_, 1 << 16);
   }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Ratios of the benchmarks that belong together, from one Google Benchmark run.
 
-    build/bench/bench_scalar --benchmark_repetitions=5 --benchmark_format=json > scalar.json
-    build/bench/bench_mlp --benchmark_repetitions=5 --benchmark_format=json > mlp.json
+    flags="--benchmark_repetitions=10 --benchmark_enable_random_interleaving=true --benchmark_format=json"
+    build/bench/bench_scalar $flags > scalar.json
+    build/bench/bench_mlp $flags > mlp.json
     scripts/bench_ratios.py scalar.json mlp.json
 
 Uses the median of the repetitions (the machine is shared and noisy).

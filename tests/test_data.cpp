@@ -69,6 +69,10 @@ TEST_CASE("IDX: bad files are errors that say what is wrong, and where") {
     CHECK_THROWS_WITH_AS(nn::read_idx((dir.path / "nope").string()),
                          doctest::Contains("nope: no such file"), nn::DataError);
   }
+  SUBCASE("a directory") {
+    CHECK_THROWS_WITH_AS(nn::read_idx(dir.path.string()), doctest::Contains("not a regular file"),
+                         nn::DataError);
+  }
   SUBCASE("wrong magic") {
     auto bytes = idx_bytes(0x0D, {4}, 4);  // 0x0D: floats, not bytes
     const std::string file = dir.write("magic", bytes);

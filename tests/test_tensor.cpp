@@ -125,6 +125,10 @@ TEST_CASE("shape errors name the op and both shapes") {
   CHECK_THROWS_WITH_AS(one_hot<double>(labels, 3),
                        "one_hot: label 3 at position 1 is outside [0, 3)", std::invalid_argument);
   CHECK_THROWS_AS(Shape({1, 2, 3, 4, 5}), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Shape({2, -1}), "Shape: dimension 1 is -1, expected ≥ 0",
+                       std::invalid_argument);
+  const T empty;
+  CHECK_THROWS_WITH_AS(empty.size(), "autodiff: shape() of an empty Tensor handle", TapeError);
 }
 
 TEST_CASE("reductions, argmax, matmul, layout: values") {
