@@ -153,3 +153,42 @@ TEST_CASE("the shipped data set loads: 8,000 + 2,000 digits") {
   CHECK(*std::min_element(batch.begin(), batch.end()) == 0.0f);
   CHECK_THROWS_AS(nn::Dataset({1, 2, 3}, {0}, 2, 10), std::invalid_argument);
 }
+
+TEST_CASE("IDX: every truncation and every corrupted byte is a DataError, never a crash") {
+  TempDir dir;
+  const auto bytes = idx_bytes(0x08, {5, 3, 3}, 45);
+  for (bool gzip : {false, true}) {
+    const std::string good = dir.write("good", bytes, gzip);
+    std::vector<unsigned char> file(std::filesystem::file_size(good));
+    std::FILE* f = std::fopen(good.c_str(), "rb");
+    REQUIRE(std::fread(file.data(), 1, file.size(), f) == file.size());
+    std::fclose(f);
+    for (std::size_t length = 0; length < file.size(); ++length) {
+      const std::string cut =
+          dir.write("cut", std::vector<unsigned char>(file.begin(), file.begin() + long(length)));
+      INFO("gzip ", gzip, ", cut at ", length, " of ", file.size());
+      CHECK_THROWS_AS(nn::read_idx(cut, 3), nn::DataError);
+    }
+    int loaded = 0;
+    for (std::size_t at = 0; at < file.size(); ++at) {
+      std::vector<unsigned char> corrupt = file;
+      corrupt[at] ^= 0x5A;
+      const std::string path = dir.write("corrupt", corrupt);
+      try {
+        const nn::IdxArray a = nn::read_idx(path, 3);
+        CHECK(a.dims == std::vector<std::int64_t>{5, 3, 3});
+        // gzip: only the unchecked header bytes (time stamp, flags, OS) can change and still
+        // load, and then the data is intact (the CRC covers it).
+        if (gzip) CHECK(std::equal(a.data.begin(), a.data.end(), bytes.begin() + 16));
+        ++loaded;
+      } catch (const nn::DataError&) {
+      }
+    }
+    // Raw: exactly the 45 data bytes may change and still load; gzip: at most the 6 header
+    // bytes gzip does not check (MTIME, XFL, OS).
+    if (gzip)
+      CHECK(loaded <= 6);
+    else
+      CHECK(loaded == 45);
+  }
+}
