@@ -8,6 +8,7 @@
 //   assert(check.passed());
 
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ struct GradientCheck {
   bool passed() const;
   /// A fixed-width table, one row per input, 12 significant digits.
   std::string table(std::span<const std::string> names = {}) const;
+  std::string table(std::initializer_list<std::string> names) const {
+    return table(std::span<const std::string>(names.begin(), names.size()));
+  }
 };
 
 using ScalarFunction = std::function<Var(std::span<const Var>)>;

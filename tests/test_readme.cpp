@@ -1,0 +1,63 @@
+// The README's snippets, verbatim, so that what it shows compiles and does what it says.
+#include <cassert>
+#include <cmath>
+
+#include <doctest/doctest.h>
+#include <fmt/core.h>
+
+#include "autodiff/autodiff.hpp"
+#include "nn/model.hpp"
+#include "nn/neuron.hpp"
+
+using namespace autodiff;
+
+TEST_CASE("README: gradients") {
+  Tape tape;
+  TapeScope scope(tape);
+  Var x = 2.0, y = 3.0;    // inputs: leaves of the tape
+  Var f = x * y + sin(x);  // one recorded statement
+  f.backward();            // one reverse sweep
+  CHECK(x.grad() == doctest::Approx(3 + std::cos(2.0)).epsilon(1e-15));
+  auto [dx, dy] = gradient(f, x, y);  // the same, as a function: fresh values
+  CHECK(dx == doctest::Approx(3 + std::cos(2.0)).epsilon(1e-15));
+  CHECK(dy == 2.0);
+}
+
+TEST_CASE("README: check_gradient") {
+  auto check = check_gradient([](std::span<const Var> p) { return Var(p[0] * sin(p[1])); },
+                              {0.5, 2.0},                             // the point
+                              {std::sin(2.0), 0.5 * std::cos(2.0)});  // optional: by hand
+  const std::string table = check.table({"a", "b"});
+  CHECK(table.find("       a ") != std::string::npos);
+  CHECK(check.passed());
+}
+
+TEST_CASE("README: tensors on the same tape") {
+  Tape tape;
+  TapeScope scope(tape);
+  using T = Tensor<double>;
+  Var s = 1.5;
+  T w = T::from({0.5, -1.0, 2.0}, {3}).requires_grad();
+  Var loss = s * to_var(sum(square(w))) + sin(s);
+  loss.backward();  // s.grad() and w.grad() are both filled
+  CHECK(s.grad() == doctest::Approx(5.25 + std::cos(1.5)).epsilon(1e-15));
+  CHECK(w.grad() == std::vector<double>{1.5, -3.0, 6.0});
+}
+
+TEST_CASE("README: one neuron") {
+  const std::array<double, 2> weights = {0, 1};  // w1 = 0, w2 = 1
+  const nn::Neuron n(weights, 4);                // b = 4
+  const std::array<double, 2> x = {2, 3};
+  CHECK(fmt::format("{}", n.feedforward(x).value()) == "0.9990889488055994");
+}
+
+TEST_CASE("README: the MNIST MLP") {
+  const nn::Dataset train = nn::load_mnist(AUTODIFF_DATA_DIR, "train").slice(0, 640);
+  const nn::Dataset test = nn::load_mnist(AUTODIFF_DATA_DIR, "t10k").slice(0, 200);
+  nn::Sequential network;
+  network.add(nn::Dense(784, 128, nn::Activation::Relu));
+  network.add(nn::Dense(128, 10, nn::Activation::Softmax));
+  nn::Model model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+  model.fit(train, {.batch_size = 32, .epochs = 1, .validation_split = 0.1, .verbose = 0});
+  CHECK(model.evaluate(test).accuracy > 0.6);
+}
