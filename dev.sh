@@ -60,14 +60,14 @@ tutorial() {
 tests() {
   echo "== Release build: tests"
   configure_and_build build "${EVERYTHING[@]}"
-  ctest --test-dir build --output-on-failure
+  ctest --test-dir build --output-on-failure | tee build/ctest.log
 
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: tests"
   local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   configure_and_build build-asan "${EVERYTHING[@]}" -DAUTODIFF_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure
+    ctest --test-dir build-asan --output-on-failure | tee build-asan/ctest.log
 
   echo "== Another CMake project using autodiff::autodiff and autodiff::nn via add_subdirectory"
   cmake -S tests/consumer -B build-consumer -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -81,7 +81,9 @@ tests() {
   done
 
   echo "== All tests passed"
-  ctest --test-dir build | tail -n 3
+  echo "Release:       $(grep 'tests passed' build/ctest.log)"
+  echo "ASan + UBSan:  $(grep 'tests passed' build-asan/ctest.log)"
+  grep 'tests passed' build-asan/ctest.log
 }
 
 case "${1:-}" in
