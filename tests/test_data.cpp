@@ -43,7 +43,8 @@ struct TempDir {
       gzclose(f);
     } else {
       std::FILE* f = std::fopen(file.c_str(), "wb");
-      std::fwrite(bytes.data(), 1, bytes.size(), f);
+      REQUIRE(f != nullptr);
+      if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), f);  // data() may be null
       std::fclose(f);
     }
     return file;
