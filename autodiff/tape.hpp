@@ -6,11 +6,11 @@
 // operations; an operation is the pair (local partial ∂result/∂operand, operand slot), computed
 // during the forward pass. The reverse sweep is a plain backward loop over statements:
 //
-//     for s = last .. 0:   for each operation k of s:   adjoint[operand[k]] += partial[k] *
-//     adjoint[slot[s]]
+//   for s from last to 0, each op k of s:  adjoint[operand[k]] += partial[k] * adjoint[slot[s]]
 //
 // Memory is an arena: clear() rewinds the counters and keeps the arrays, so recording the next
-// graph allocates nothing once the arrays are large enough.
+// graph allocates nothing once the arrays are large enough. Tensor ops (tensor.hpp) are recorded
+// on the same tape as coarse nodes, swept in the same backward pass.
 
 #include <cstddef>
 #include <cstdint>
