@@ -23,7 +23,7 @@ struct Settings {
   std::int64_t batch_size = 32;
   double learning_rate = 1e-3;  // Adam's default
   std::int64_t hidden = 128;
-  std::uint64_t seed = 42;
+  std::uint64_t seed = 1;
   int threads = 1;
   std::string history;
 };
