@@ -174,18 +174,24 @@ T* values(const TensorNode& n) {
   return static_cast<T*>(n.value);
 }
 
-// A new node of `op` with a fresh value buffer, recorded if the tape records and an input
-// needs a gradient.
+// A node of `op` over `value`, recorded if the tape records and an input needs a gradient.
 template <TensorElement T>
-TensorNode new_node(TensorTape& tt, TensorOp op, const Shape& shape, bool inputs_need_grad) {
+TensorNode node_over(TensorTape& tt, TensorOp op, const Shape& shape, bool inputs_need_grad,
+                     T* value) {
   TensorNode n;
   n.op = op;
   n.dtype = dtype_of<T>();
   n.shape = shape;
   n.requires_grad = inputs_need_grad && tt.tape().is_recording();
-  n.value = tt.allocate_array<T>(shape.size());
+  n.value = value;
   n.statement_position = static_cast<std::uint32_t>(tt.tape().statement_count());
   return n;
+}
+
+// The same, with a fresh value buffer in the arena.
+template <TensorElement T>
+TensorNode new_node(TensorTape& tt, TensorOp op, const Shape& shape, bool inputs_need_grad) {
+  return node_over<T>(tt, op, shape, inputs_need_grad, tt.allocate_array<T>(shape.size()));
 }
 
 template <TensorElement T>
@@ -337,14 +343,8 @@ Tensor<T> Tensor<T>::random_uniform(const Shape& shape, T low, T high, std::uint
 template <TensorElement T>
 Tensor<T> Tensor<T>::parameter(T* value, T* grad, const Shape& shape) {
   TensorTape& tt = active_tensors();
-  TensorNode n;
-  n.op = TensorOp::Leaf;
-  n.dtype = dtype_of<T>();
-  n.shape = shape;
-  n.value = value;
-  n.requires_grad = tt.tape().is_recording();
+  TensorNode n = node_over<T>(tt, TensorOp::Leaf, shape, true, value);
   n.grad = n.requires_grad ? grad : nullptr;
-  n.statement_position = static_cast<std::uint32_t>(tt.tape().statement_count());
   return add_node<T>(tt, n);
 }
 
@@ -871,14 +871,8 @@ Tensor<T> reshape(const Tensor<T>& a, std::span<const std::int64_t> dims) {
   if (shape.size() != na.shape.size())
     fail(fmt::format("reshape: cannot reshape shape {} ({} elements) into {}", na.shape.str(),
                      na.shape.size(), shape.str()));
-  TensorNode n;
-  n.op = TensorOp::Reshape;
-  n.dtype = dtype_of<T>();
-  n.shape = shape;
-  n.value = na.value;
-  n.requires_grad = na.requires_grad && tt.tape().is_recording();
+  TensorNode n = node_over<T>(tt, TensorOp::Reshape, shape, na.requires_grad, values<T>(na));
   n.input[0] = a.id();
-  n.statement_position = static_cast<std::uint32_t>(tt.tape().statement_count());
   return add_node<T>(tt, n);
 }
 
@@ -893,14 +887,10 @@ Tensor<T> slice_rows(const Tensor<T>& a, std::int64_t begin, std::int64_t end) {
   for (int i = 0; i < na.shape.rank(); ++i) dims[i] = na.shape[i];
   dims[0] = end - begin;
   const std::int64_t row = na.shape.size() / std::max<std::int64_t>(na.shape[0], 1);
-  TensorNode n;
-  n.op = TensorOp::SliceRows;
-  n.dtype = dtype_of<T>();
-  n.shape = Shape(std::span<const std::int64_t>(dims, static_cast<std::size_t>(na.shape.rank())));
-  n.value = values<T>(na) + begin * row;
-  n.requires_grad = na.requires_grad && tt.tape().is_recording();
+  const Shape shape(std::span<const std::int64_t>(dims, static_cast<std::size_t>(na.shape.rank())));
+  TensorNode n =
+      node_over<T>(tt, TensorOp::SliceRows, shape, na.requires_grad, values<T>(na) + begin * row);
   n.input[0] = a.id();
-  n.statement_position = static_cast<std::uint32_t>(tt.tape().statement_count());
   return add_node<T>(tt, n);
 }
 
@@ -1013,13 +1003,7 @@ void cross_entropy_backward(TensorTape& tt, const TensorNode& n) {
   const T* y = values<T>(ny);
   T* gz = nz.requires_grad ? grad_buffer<T>(tt, n.input[0]) : nullptr;
   T* gy = ny.requires_grad ? grad_buffer<T>(tt, n.input[1]) : nullptr;
-  T row_log[1024];
-  std::vector<T> big;
-  T* logp = row_log;
-  if (cols > 1024) {
-    big.resize(static_cast<std::size_t>(cols));
-    logp = big.data();
-  }
+  T* logp = tt.allocate_array<T>(cols);  // one row of log-probabilities, reused
   for (std::int64_t r = 0; r < rows; ++r) {
     const T* zr = z + r * cols;
     const T* yr = y + r * cols;
@@ -1064,13 +1048,7 @@ Tensor<T> cross_entropy_with_logits(const Tensor<T>& logits, const Tensor<T>& y_
   const T* z = values<T>(nz);
   const T* y = values<T>(ny);
   double total = 0;
-  T top_buffer[1024];
-  std::vector<T> big;
-  T* logp = top_buffer;
-  if (cols > 1024) {
-    big.resize(static_cast<std::size_t>(cols));
-    logp = big.data();
-  }
+  T* logp = tt.allocate_array<T>(cols);  // one row of log-probabilities, reused
   for (std::int64_t r = 0; r < rows; ++r) {
     log_softmax_row(z + r * cols, logp, cols);
     for (std::int64_t j = 0; j < cols; ++j)

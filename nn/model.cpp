@@ -204,43 +204,43 @@ History Model::fit(const Dataset& data, const FitOptions& options) {
   return history;
 }
 
-Evaluation Model::evaluate(const Dataset& data, std::int64_t batch_size) {
-  check_batch_size(batch_size, "evaluate");
+template <class F>
+void Model::for_each_batch(const Dataset& data, std::int64_t batch_size, const char* what, F&& f) {
+  check_batch_size(batch_size, what);
   autodiff::Tape& tape = autodiff::Tape::active();
   autodiff::NoGradGuard no_grad;
   std::vector<std::int64_t> rows;
-  double loss_sum = 0, correct = 0;
   for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
-    const std::int64_t end = std::min(data.size(), begin + batch_size);
-    rows.resize(std::size_t(end - begin));
+    rows.resize(std::size_t(std::min(data.size(), begin + batch_size) - begin));
     std::iota(rows.begin(), rows.end(), begin);
     tape.clear();
-    const Tensor<float> y_pred = network_(data.batch(rows));
-    data.batch_labels(rows, labels_);
-    loss_sum += double(loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred).item()) *
-                double(end - begin);
-    correct += accuracy(labels_, y_pred) * double(end - begin);
+    f(std::span<const std::int64_t>(rows), network_(data.batch(rows)));
   }
   tape.clear();
+}
+
+Evaluation Model::evaluate(const Dataset& data, std::int64_t batch_size) {
+  double loss_sum = 0, correct = 0;
+  for_each_batch(
+      data, batch_size, "evaluate",
+      [&](std::span<const std::int64_t> rows, const Tensor<float>& y_pred) {
+        data.batch_labels(rows, labels_);
+        const double n = double(rows.size());
+        loss_sum +=
+            double(loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred).item()) * n;
+        correct += accuracy(labels_, y_pred) * n;
+      });
   if (data.size() == 0) return {0, 0};
   return {loss_sum / double(data.size()), correct / double(data.size())};
 }
 
 std::vector<float> Model::predict(const Dataset& data, std::int64_t batch_size) {
-  check_batch_size(batch_size, "predict");
-  autodiff::Tape& tape = autodiff::Tape::active();
-  autodiff::NoGradGuard no_grad;
   std::vector<float> outputs;
-  std::vector<std::int64_t> rows;
-  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
-    const std::int64_t end = std::min(data.size(), begin + batch_size);
-    rows.resize(std::size_t(end - begin));
-    std::iota(rows.begin(), rows.end(), begin);
-    tape.clear();
-    const auto y = network_(data.batch(rows)).data();
-    outputs.insert(outputs.end(), y.begin(), y.end());
-  }
-  tape.clear();
+  for_each_batch(data, batch_size, "predict",
+                 [&](std::span<const std::int64_t>, const Tensor<float>& y_pred) {
+                   const auto y = y_pred.data();
+                   outputs.insert(outputs.end(), y.begin(), y.end());
+                 });
   return outputs;
 }
 

@@ -96,6 +96,10 @@ class Model {
   Sequential& network() { return network_; }
 
  private:
+  // f(rows, outputs) for each batch of `data` in order, without recording gradients.
+  template <class F>
+  void for_each_batch(const Dataset& data, std::int64_t batch_size, const char* what, F&& f);
+
   Sequential network_;
   LossFunction loss_;
   std::unique_ptr<Optimizer> optimizer_;
