@@ -13,247 +13,107 @@
 namespace autodiff {
 namespace op {
 
-// Each function is a template over the element type, so that the tensor kernels (float and
-// double) use these very definitions.
+// Each entry is generic over the element type, so that the tensor kernels (float and double) use
+// these very definitions. A user's own op is written the same way (see the README).
 
+// clang-format off
 struct Add {
-  template <class T>
-  static T value(T a, T b) {
-    return a + b;
-  }
-  template <class T>
-  static T d_left(T, T, T) {
-    return T(1);
-  }
-  template <class T>
-  static T d_right(T, T, T) {
-    return T(1);
-  }
+  static constexpr auto value   = [](auto a, auto b) { return a + b; };
+  static constexpr auto d_left  = []<class T>(T, T, T) { return T(1); };
+  static constexpr auto d_right = []<class T>(T, T, T) { return T(1); };
 };
 struct Subtract {
-  template <class T>
-  static T value(T a, T b) {
-    return a - b;
-  }
-  template <class T>
-  static T d_left(T, T, T) {
-    return T(1);
-  }
-  template <class T>
-  static T d_right(T, T, T) {
-    return T(-1);
-  }
+  static constexpr auto value   = [](auto a, auto b) { return a - b; };
+  static constexpr auto d_left  = []<class T>(T, T, T) { return T(1); };
+  static constexpr auto d_right = []<class T>(T, T, T) { return T(-1); };
 };
 struct Multiply {
-  template <class T>
-  static T value(T a, T b) {
-    return a * b;
-  }
-  template <class T>
-  static T d_left(T, T b, T) {
-    return b;
-  }
-  template <class T>
-  static T d_right(T a, T, T) {
-    return a;
-  }
+  static constexpr auto value   = [](auto a, auto b) { return a * b; };
+  static constexpr auto d_left  = []<class T>(T, T b, T) { return b; };
+  static constexpr auto d_right = []<class T>(T a, T, T) { return a; };
 };
 struct Divide {
-  template <class T>
-  static T value(T a, T b) {
-    return a / b;
-  }
-  template <class T>
-  static T d_left(T, T b, T) {
-    return T(1) / b;
-  }
-  template <class T>
-  static T d_right(T, T b, T y) {
-    return -y / b;
-  }
+  static constexpr auto value   = [](auto a, auto b) { return a / b; };
+  static constexpr auto d_left  = []<class T>(T, T b, T) { return T(1) / b; };
+  static constexpr auto d_right = []<class T>(T, T b, T y) { return -y / b; };
 };
 // d/da a^b = b·a^(b−1), taken as 0 when b = 0 (a^0 is constant, even at a = 0).
 // d/db a^b = a^b·ln a, taken as 0 at a = 0 (0^b is 0 for every b > 0); NaN for a < 0, where
 // a^b is not differentiable in b. Negative bases with integer exponents are fine in a.
 struct Power {
-  template <class T>
-  static T value(T a, T b) {
-    return std::pow(a, b);
-  }
-  template <class T>
-  static T d_left(T a, T b, T) {
-    return b == T(0) ? T(0) : b * std::pow(a, b - T(1));
-  }
-  template <class T>
-  static T d_right(T a, T, T y) {
-    return a == T(0) ? T(0) : y * std::log(a);
-  }
+  static constexpr auto value   = [](auto a, auto b) { return std::pow(a, b); };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b == T(0) ? T(0) : b * std::pow(a, b - T(1)); };
+  static constexpr auto d_right = []<class T>(T a, T, T y) { return a == T(0) ? T(0) : y * std::log(a); };
 };
 // At a tie the first argument is chosen, and gets the whole gradient.
 struct Minimum {
-  template <class T>
-  static T value(T a, T b) {
-    return b < a ? b : a;
-  }
-  template <class T>
-  static T d_left(T a, T b, T) {
-    return b < a ? T(0) : T(1);
-  }
-  template <class T>
-  static T d_right(T a, T b, T) {
-    return b < a ? T(1) : T(0);
-  }
+  static constexpr auto value   = [](auto a, auto b) { return b < a ? b : a; };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b < a ? T(0) : T(1); };
+  static constexpr auto d_right = []<class T>(T a, T b, T) { return b < a ? T(1) : T(0); };
 };
 struct Maximum {
-  template <class T>
-  static T value(T a, T b) {
-    return b > a ? b : a;
-  }
-  template <class T>
-  static T d_left(T a, T b, T) {
-    return b > a ? T(0) : T(1);
-  }
-  template <class T>
-  static T d_right(T a, T b, T) {
-    return b > a ? T(1) : T(0);
-  }
+  static constexpr auto value   = [](auto a, auto b) { return b > a ? b : a; };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b > a ? T(0) : T(1); };
+  static constexpr auto d_right = []<class T>(T a, T b, T) { return b > a ? T(1) : T(0); };
 };
 
 struct Negate {
-  template <class T>
-  static T value(T x) {
-    return -x;
-  }
-  template <class T>
-  static T derivative(T, T) {
-    return T(-1);
-  }
+  static constexpr auto value      = [](auto x) { return -x; };
+  static constexpr auto derivative = []<class T>(T, T) { return T(-1); };
 };
 struct Square {
-  template <class T>
-  static T value(T x) {
-    return x * x;
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return T(2) * x;
-  }
+  static constexpr auto value      = [](auto x) { return x * x; };
+  static constexpr auto derivative = []<class T>(T x, T) { return T(2) * x; };
 };
 struct Exp {
-  template <class T>
-  static T value(T x) {
-    return std::exp(x);
-  }
-  template <class T>
-  static T derivative(T, T y) {
-    return y;
-  }
+  static constexpr auto value      = [](auto x) { return std::exp(x); };
+  static constexpr auto derivative = []<class T>(T, T y) { return y; };
 };
 // log, log1p, sqrt: ±∞ derivatives at the edge of the domain, NaN outside, as in the math.
 struct Log {
-  template <class T>
-  static T value(T x) {
-    return std::log(x);
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return T(1) / x;
-  }
+  static constexpr auto value      = [](auto x) { return std::log(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return T(1) / x; };
 };
 struct Log1p {
-  template <class T>
-  static T value(T x) {
-    return std::log1p(x);
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return T(1) / (T(1) + x);
-  }
+  static constexpr auto value      = [](auto x) { return std::log1p(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return T(1) / (T(1) + x); };
 };
 struct Sqrt {
-  template <class T>
-  static T value(T x) {
-    return std::sqrt(x);
-  }
-  template <class T>
-  static T derivative(T, T y) {
-    return T(0.5) / y;
-  }
+  static constexpr auto value      = [](auto x) { return std::sqrt(x); };
+  static constexpr auto derivative = []<class T>(T, T y) { return T(0.5) / y; };
 };
 struct Sin {
-  template <class T>
-  static T value(T x) {
-    return std::sin(x);
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return std::cos(x);
-  }
+  static constexpr auto value      = [](auto x) { return std::sin(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return std::cos(x); };
 };
 struct Cos {
-  template <class T>
-  static T value(T x) {
-    return std::cos(x);
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return -std::sin(x);
-  }
+  static constexpr auto value      = [](auto x) { return std::cos(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return -std::sin(x); };
 };
 struct Tan {
-  template <class T>
-  static T value(T x) {
-    return std::tan(x);
-  }
-  template <class T>
-  static T derivative(T, T y) {
-    return T(1) + y * y;
-  }
+  static constexpr auto value      = [](auto x) { return std::tan(x); };
+  static constexpr auto derivative = []<class T>(T, T y) { return T(1) + y * y; };
 };
 struct Tanh {
-  template <class T>
-  static T value(T x) {
-    return std::tanh(x);
-  }
-  template <class T>
-  static T derivative(T, T y) {
-    return T(1) - y * y;
-  }
+  static constexpr auto value      = [](auto x) { return std::tanh(x); };
+  static constexpr auto derivative = []<class T>(T, T y) { return T(1) - y * y; };
 };
 // 1/(1+e^−x), written so that e^x never overflows: exact for large |x| too.
 struct Sigmoid {
-  template <class T>
-  static T value(T x) {
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
-  }
-  template <class T>
-  static T derivative(T, T y) {
-    return y * (T(1) - y);
-  }
+  static constexpr auto value      = []<class T>(T x) { if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+                                                         const T e = std::exp(x); return e / (T(1) + e); };
+  static constexpr auto derivative = []<class T>(T, T y) { return y * (T(1) - y); };
 };
 // relu'(0) = 0 and abs'(0) = 0, as PyTorch and TensorFlow choose (a valid subgradient).
 struct Relu {
-  template <class T>
-  static T value(T x) {
-    return x > T(0) ? x : T(0);
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return x > T(0) ? T(1) : T(0);
-  }
+  static constexpr auto value      = [](auto x) { return x > 0 ? x : decltype(x)(0); };
+  static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : T(0); };
 };
 struct Abs {
-  template <class T>
-  static T value(T x) {
-    return std::fabs(x);
-  }
-  template <class T>
-  static T derivative(T x, T) {
-    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-  }
+  static constexpr auto value      = [](auto x) { return std::fabs(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)); };
 };
+// clang-format on
 
 }  // namespace op
 
