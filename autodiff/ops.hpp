@@ -7,10 +7,18 @@
 
 #include <cmath>
 #include <compare>
+#include <stdexcept>
+#include <string>
 
 #include "autodiff/var.hpp"
 
 namespace autodiff {
+namespace detail {
+[[noreturn]] inline void throw_bad_clamp(double low, double high) {
+  throw std::invalid_argument("clamp: low " + std::to_string(low) + " is above high " +
+                              std::to_string(high) + ", expected low ≤ high");
+}
+}  // namespace detail
 namespace op {
 
 // Each entry is generic over the element type, so that the tensor kernels (float and double) use
@@ -113,6 +121,23 @@ struct Abs {
   static constexpr auto value      = [](auto x) { return std::fabs(x); };
   static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)); };
 };
+// log(1 + e^x) = max(x, 0) + log1p(e^−|x|): no overflow, and exact where e^x is tiny or huge.
+struct Softplus {
+  static constexpr auto value      = []<class T>(T x) { return (x > T(0) ? x : T(0)) + std::log1p(std::exp(-std::fabs(x))); };
+  static constexpr auto derivative = []<class T>(T x, T) { return Sigmoid::value(x); };
+};
+// Ops with a parameter: an instance carries it (leaky_relu(x, 0.2) records LeakyRelu{0.2}).
+struct LeakyRelu {
+  double slope = 0.01;
+  template <class T> T value(T x) const { return x > T(0) ? x : T(slope) * x; }
+  template <class T> T derivative(T x, T) const { return x > T(0) ? T(1) : T(slope); }
+};
+// The gradient passes where low ≤ x ≤ high, bounds included (as PyTorch's clamp).
+struct Clamp {
+  double low, high;
+  template <class T> T value(T x) const { return x < T(low) ? T(low) : (x > T(high) ? T(high) : x); }
+  template <class T> T derivative(T x, T) const { return x >= T(low) && x <= T(high) ? T(1) : T(0); }
+};
 // clang-format on
 
 }  // namespace op
@@ -166,7 +191,31 @@ AUTODIFF_UNARY_FUNCTION(tanh, Tanh)
 AUTODIFF_UNARY_FUNCTION(sigmoid, Sigmoid)
 AUTODIFF_UNARY_FUNCTION(relu, Relu)
 AUTODIFF_UNARY_FUNCTION(abs, Abs)
+AUTODIFF_UNARY_FUNCTION(softplus, Softplus)
 #undef AUTODIFF_UNARY_FUNCTION
+
+template <Expression A>
+auto leaky_relu(const A& a, double slope = 0.01) {
+  return make_unary(a, op::LeakyRelu{slope});
+}
+/// Throws std::invalid_argument unless low ≤ high.
+template <Expression A>
+auto clamp(const A& a, double low, double high) {
+  if (!(low <= high)) detail::throw_bad_clamp(low, high);
+  return make_unary(a, op::Clamp{low, high});
+}
+
+/// A user's elementwise op on a Var (or any expression): a struct with value(x) and
+/// derivative(x, y), as the entries of the table above. The same call works on a Tensor.
+template <class Op, Expression A>
+auto elementwise(const A& a, Op op = {}) {
+  return make_unary(a, op);
+}
+/// A user's binary op: a struct with value(a, b), d_left(a, b, y) and d_right(a, b, y).
+template <class Op, Operand A, Operand B>
+requires(Expression<A> || Expression<B>) auto elementwise(const A& a, const B& b) {
+  return make_binary<Op>(a, b);
+}
 
 /// The same functions on plain doubles, for code written by hand next to the tape's: they use
 /// the formulas above, so hand-derived and automatic results can agree to the last bit.

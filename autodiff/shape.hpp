@@ -12,10 +12,13 @@ namespace autodiff {
 class Shape {
  public:
   static constexpr int kMaxRank = 4;
+  /// The most elements a tensor may have: its bytes (8 per element at most) never overflow.
+  static constexpr std::int64_t kMaxSize = INT64_MAX / 8;
 
   /// The shape of a scalar: rank 0, one element.
   Shape() = default;
-  /// Throws std::invalid_argument for more than kMaxRank dimensions or a negative one.
+  /// Throws std::invalid_argument for more than kMaxRank dimensions, a negative one, or more than
+  /// kMaxSize elements in all.
   Shape(std::initializer_list<std::int64_t> dims);
   explicit Shape(std::span<const std::int64_t> dims);
 

@@ -1,7 +1,5 @@
 #include "autodiff/tape.hpp"
 
-#include "autodiff/tensor.hpp"
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -80,11 +78,6 @@ void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_
 
 Tape::Tape() : op_bounds_(new std::uint32_t[1]{0}), epoch_(draw_epoch()) {}
 
-TensorTape& Tape::tensors() {
-  if (!tensors_) tensors_ = std::make_unique<TensorTape>(*this);
-  return *tensors_;
-}
-
 Tape::~Tape() {
   if (detail::active_tape == this) detail::active_tape = nullptr;
 }
@@ -95,12 +88,14 @@ void Tape::clear() {
   op_count_ = 0;
   swept_ = false;
   epoch_ = draw_epoch();
-  if (tensors_) tensors_->clear();
+  nodes_.clear();
+  arena_.reset();
 }
 
 void Tape::zero_grad() {
   std::fill_n(adjoint_.get(), slot_count_, 0.0);
-  if (tensors_) tensors_->zero_grads();
+  for (CoarseNode& n : nodes_)
+    if (n.grad) std::memset(n.grad, 0, n.grad_bytes);
 }
 
 namespace {
@@ -111,12 +106,41 @@ constexpr std::size_t kOperationBytes = sizeof(double) + sizeof(Index);
 
 std::size_t Tape::bytes_used() const {
   return slot_count_ * kSlotBytes + statement_count_ * kStatementBytes +
-         op_count_ * kOperationBytes;
+         op_count_ * kOperationBytes + nodes_.size() * sizeof(CoarseNode) + arena_.bytes_used();
 }
 
 std::size_t Tape::bytes_reserved() const {
   return slot_capacity_ * kSlotBytes + statement_capacity_ * kStatementBytes +
-         op_capacity_ * kOperationBytes + (tensors_ ? tensors_->bytes_reserved() : 0);
+         op_capacity_ * kOperationBytes + nodes_.capacity() * sizeof(CoarseNode) +
+         arena_.bytes_reserved();
+}
+
+std::uint32_t Tape::push_node(const CoarseNode& node) {
+  if (nodes_.size() >= kMaxCount)
+    throw std::length_error(
+        fmt::format("autodiff: the tape cannot hold more than {} coarse nodes", kMaxCount));
+  nodes_.push_back(node);
+  nodes_.back().statement_position = statement_count_;
+  return static_cast<std::uint32_t>(nodes_.size() - 1);
+}
+
+CoarseNode& Tape::node(std::uint32_t id, std::uint32_t epoch, const char* what) {
+  if (epoch == 0) throw TapeError(fmt::format("autodiff: {} of an empty handle", what));
+  if (epoch != epoch_ || id >= nodes_.size())
+    throw TapeError(fmt::format(
+        "autodiff: {} of a Tensor (node {}, tape epoch {}) that is not on the active tape (epoch "
+        "{}): it was made before the tape was cleared, or on another tape or thread",
+        what, id, epoch, epoch_));
+  return nodes_[id];
+}
+
+void* Tape::grad_buffer(std::uint32_t id) {
+  CoarseNode& n = nodes_[id];
+  if (!n.grad) {
+    n.grad = arena_.allocate(n.grad_bytes);
+    std::memset(n.grad, 0, n.grad_bytes);
+  }
+  return n.grad;
 }
 
 void Tape::grow_slots() {
@@ -142,7 +166,10 @@ void Tape::grow_operations(std::size_t needed) {
 
 void Tape::zero_intermediate_adjoints() {
   for (std::uint32_t s = 0; s < statement_count_; ++s) adjoint_[statement_slot_[s]] = 0.0;
-  if (tensors_) tensors_->zero_intermediate_grads();
+  for (CoarseNode& n : nodes_) {
+    if (n.scalar_output != kNotRecorded) adjoint_[n.scalar_output] = 0.0;
+    if (n.grad && !n.is_leaf) std::memset(n.grad, 0, n.grad_bytes);
+  }
 }
 
 void Tape::sweep_statements(std::uint32_t end, std::uint32_t first) {
@@ -161,14 +188,34 @@ void Tape::sweep_statements(std::uint32_t end, std::uint32_t first) {
   }
 }
 
-void Tape::backward(Index output) {
-  if (swept_) zero_intermediate_adjoints();
-  adjoint_[output] += 1.0;
-  if (tensors_ && tensors_->node_count() > 0) {
-    tensors_->backward_interleaved(statement_count_);
-    swept_ = true;
-    return;
+void Tape::sweep_interleaved(std::uint32_t statement_end) {
+  std::uint32_t end = statement_end;
+  for (std::size_t id = nodes_.size(); id-- > 0;) {
+    const CoarseNode& n = nodes_[id];
+    if (n.statement_position < end) {
+      sweep_statements(end, n.statement_position);
+      end = n.statement_position;
+    }
+    if (!n.backward) continue;
+    // Like a statement, a node that received no gradient sends none.
+    const bool reached =
+        n.grad != nullptr || (n.scalar_output != kNotRecorded && adjoint_[n.scalar_output] != 0.0);
+    if (reached) n.backward(*this, static_cast<std::uint32_t>(id));
   }
+  if (end > 0) sweep_statements(end, 0);
+}
+
+void Tape::begin_backward() {
+  if (swept_) zero_intermediate_adjoints();
+  swept_ = true;
+}
+
+void Tape::sweep_all() { sweep_interleaved(statement_count_); }
+
+void Tape::backward(Index output) {
+  begin_backward();
+  adjoint_[output] += 1.0;
+  if (!nodes_.empty()) return sweep_all();
   // Statements write slots in increasing order: sweep from the last one at or before `output`.
   std::uint32_t end = statement_count_;
   if (end > 0 && statement_slot_[end - 1] > output)
@@ -176,7 +223,6 @@ void Tape::backward(Index output) {
         std::upper_bound(statement_slot_.get(), statement_slot_.get() + end, output) -
         statement_slot_.get());
   sweep_statements(end, 0);
-  swept_ = true;
 }
 
 }  // namespace autodiff

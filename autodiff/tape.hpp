@@ -9,14 +9,21 @@
 //   for s from last to 0, each op k of s:  adjoint[operand[k]] += partial[k] * adjoint[slot[s]]
 //
 // Memory is an arena: clear() rewinds the counters and keeps the arrays, so recording the next
-// graph allocates nothing once the arrays are large enough. Tensor ops (tensor.hpp) are recorded
-// on the same tape as coarse nodes, swept in the same backward pass.
+// graph allocates nothing once the arrays are large enough.
+//
+// Anything coarser than a scalar statement (a tensor op, a user's custom op) enters the same
+// sweep through one small hook: a *coarse node*, recorded between two statements, with a
+// gradient buffer in the tape's arena and a function pointer that runs its backward rule when
+// the sweep reaches it. The tape knows nothing else about it (tensor.hpp builds on this).
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "autodiff/arena.hpp"
 
 namespace autodiff {
 
@@ -32,7 +39,6 @@ class TapeError : public std::logic_error {
 };
 
 class Tape;
-class TensorTape;
 
 namespace detail {
 /// The active tape of this thread (nullptr until first use). Constant-initialised, so reading
@@ -44,6 +50,21 @@ Tape& make_default_tape();
 [[noreturn]] void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch,
                                      const char* what);
 }  // namespace detail
+
+/// A coarse node's backward rule: reads the node's gradient (and its own record, `payload`),
+/// adds into its inputs' gradients. Called by the reverse sweep when gradient reached the node.
+using BackwardFunction = void (*)(Tape& tape, std::uint32_t node);
+
+/// A coarse node on the tape: one recorded unit coarser than a scalar statement.
+struct CoarseNode {
+  BackwardFunction backward = nullptr;  // null: sends no gradient (a constant or a leaf)
+  void* payload = nullptr;              // the recording layer's own record (a TensorNode)
+  void* grad = nullptr;                 // gradient buffer, null until gradient reaches the node
+  std::size_t grad_bytes = 0;
+  Index scalar_output = kNotRecorded;  // a Var slot the node feeds (to_var), else kNotRecorded
+  std::uint32_t statement_position = 0;  // statements recorded before it
+  bool is_leaf = false;  // its gradient accumulates over backward calls and may live elsewhere
+};
 
 class Tape {
  public:
@@ -74,7 +95,8 @@ class Tape {
   /// Recorded expressions (results).
   std::size_t statement_count() const { return statement_count_; }
   std::size_t operation_count() const { return op_count_; }
-  /// Bytes of tape the recorded graph occupies (tensor values and records included).
+  /// Bytes of tape the recorded graph occupies: statements, operations, slots, coarse nodes and
+  /// everything they keep in the arena (tensor values, gradients, op records).
   std::size_t bytes_used() const;
   /// Bytes the tape holds, used or kept for the next graph.
   std::size_t bytes_reserved() const;
@@ -104,8 +126,28 @@ class Tape {
   double adjoint(Index node) const { return adjoint_[node]; }
   double& adjoint(Index node) { return adjoint_[node]; }
 
-  /// The tensor part of this tape (tensor.hpp), made on first use.
-  TensorTape& tensors();
+  // ---- Coarse nodes (tensor ops, custom ops) ----
+
+  /// Records a coarse node after the statements recorded so far; returns its id.
+  std::uint32_t push_node(const CoarseNode& node);
+  std::uint32_t coarse_node_count() const { return static_cast<std::uint32_t>(nodes_.size()); }
+  /// Node `id`; throws a TapeError unless (id, epoch) names a node recorded since the last clear.
+  CoarseNode& node(std::uint32_t id, std::uint32_t epoch, const char* what);
+  /// Node `id`, unchecked (for backward rules, which receive valid ids).
+  CoarseNode& node(std::uint32_t id) { return nodes_[id]; }
+  /// The gradient buffer of node `id`, allocated and zeroed when first asked for.
+  void* grad_buffer(std::uint32_t id);
+  /// Memory that lives until the next clear(), 64-byte aligned.
+  void* allocate(std::size_t bytes) { return arena_.allocate(bytes); }
+  template <class T>
+  T* allocate_array(std::size_t count) {
+    return arena_.allocate_array<T>(count);
+  }
+
+  /// A reverse sweep seeded by the caller, for outputs that are not scalar slots:
+  /// begin_backward(); add the seed to a gradient; sweep_all().
+  void begin_backward();
+  void sweep_all();
 
   /// Throws a TapeError unless (node, epoch) names a node recorded on this tape since its last
   /// clear. `what` names the operation for the message.
@@ -116,7 +158,6 @@ class Tape {
 
  private:
   friend class NoGradGuard;
-  friend class TensorTape;
 
   Index push_slot() {
     if (slot_count_ == slot_capacity_) [[unlikely]]
@@ -140,6 +181,9 @@ class Tape {
   void grow_operations(std::size_t needed);
   /// The reverse sweep over statements [first, end), from the last one down.
   void sweep_statements(std::uint32_t end, std::uint32_t first);
+  /// The reverse sweep over statements [0, statement_end) and every coarse node, interleaved in
+  /// recording order.
+  void sweep_interleaved(std::uint32_t statement_end);
   void zero_intermediate_adjoints();
 
   // Per slot.
@@ -157,7 +201,8 @@ class Tape {
   std::uint32_t op_count_ = 0;
   std::uint32_t op_capacity_ = 0;
 
-  std::unique_ptr<TensorTape> tensors_;
+  std::vector<CoarseNode> nodes_;  // keeps its capacity over clear()
+  Arena arena_;
 
   std::uint32_t epoch_;
   bool recording_ = true;

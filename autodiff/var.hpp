@@ -127,19 +127,21 @@ class Constant : public ExpressionBase {
   double value_;
 };
 
-/// f(a), for an op type with value(x) and derivative(x, y = f(x)).
+/// f(a), for an op type with value(x) and derivative(x, y = f(x)). The op may hold parameters
+/// (leaky_relu's slope); an op without any takes no space.
 template <class Op, class A>
 class Unary : public ExpressionBase {
  public:
   static constexpr int leaf_count = A::leaf_count;
-  explicit Unary(const A& arg) : arg_(arg), value_(Op::value(arg.value())) {}
+  explicit Unary(const A& arg, Op op = {}) : arg_(arg), op_(op), value_(op_.value(arg.value())) {}
   double value() const { return value_; }
   void propagate(Tape& tape, double partial) const {
-    arg_.propagate(tape, partial * Op::derivative(arg_.value(), value_));
+    arg_.propagate(tape, partial * op_.derivative(arg_.value(), value_));
   }
 
  private:
   A arg_;
+  [[no_unique_address]] Op op_;
   double value_;
 };
 
@@ -193,8 +195,8 @@ auto make_binary(const A& a, const B& b) {
 }
 
 template <class Op, Expression A>
-auto make_unary(const A& a) {
-  return Unary<Op, A>(a);
+auto make_unary(const A& a, Op op = {}) {
+  return Unary<Op, A>(a, op);
 }
 
 }  // namespace autodiff

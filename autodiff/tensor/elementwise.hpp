@@ -1,0 +1,309 @@
+#pragma once
+// Elementwise tensor ops. Their values and derivatives are the scalar table's (ops.hpp): Map
+// applies a unary entry, ZipWith a binary one with NumPy broadcasting, and WithNumber a binary one
+// with a plain number on one side (a number is never recorded). A user's elementwise struct goes
+// through the same three: elementwise<MyOp>(tensor).
+
+#include <functional>
+#include <type_traits>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/tensor/op.hpp"
+
+namespace autodiff {
+
+/// A plain number beside a tensor: converted to the tensor's element type, never recorded.
+template <class N>
+concept Number = std::is_arithmetic_v<N>;
+
+namespace detail {
+
+/// For each output element of a broadcast, the index into each of K inputs.
+template <int K>
+struct Broadcast {
+  std::int64_t dims[Shape::kMaxRank];
+  std::int64_t strides[K][Shape::kMaxRank];  // 0 along a broadcast dimension
+  bool same_shape = true;
+  std::int64_t size;
+
+  Broadcast(const Shape& out, std::array<Shape, K> in) : size(out.size()) {
+    for (int i = 0; i < Shape::kMaxRank; ++i) {
+      const int axis = out.rank() - Shape::kMaxRank + i;
+      dims[i] = axis >= 0 ? out[axis] : 1;
+    }
+    for (int k = 0; k < K; ++k) {
+      same_shape = same_shape && in[k] == out;
+      std::int64_t stride = 1;
+      for (int i = Shape::kMaxRank - 1; i >= 0; --i) {
+        const int in_axis = in[k].rank() - Shape::kMaxRank + i;
+        const std::int64_t dim = in_axis >= 0 ? in[k][in_axis] : 1;
+        strides[k][i] = (dim == 1 && dims[i] != 1) ? 0 : stride;
+        stride *= dim;
+      }
+    }
+  }
+
+  /// f(output index, input indices…) for every output element, in order.
+  template <class F>
+  void for_each(F&& f) const {
+    if (same_shape) {
+      for (std::int64_t o = 0; o < size; ++o) call(f, o, o);
+      return;
+    }
+    std::int64_t o = 0;
+    for (std::int64_t i0 = 0; i0 < dims[0]; ++i0)
+      for (std::int64_t i1 = 0; i1 < dims[1]; ++i1)
+        for (std::int64_t i2 = 0; i2 < dims[2]; ++i2)
+          for (std::int64_t i3 = 0; i3 < dims[3]; ++i3, ++o) {
+            std::int64_t at[K];
+            for (int k = 0; k < K; ++k)
+              at[k] = i0 * strides[k][0] + i1 * strides[k][1] + i2 * strides[k][2] +
+                      i3 * strides[k][3];
+            if constexpr (K == 2)
+              f(o, at[0], at[1]);
+            else
+              f(o, at[0], at[1], at[2]);
+          }
+  }
+
+ private:
+  template <class F>
+  static void call(F& f, std::int64_t o, std::int64_t i) {
+    if constexpr (K == 2)
+      f(o, i, i);
+    else
+      f(o, i, i, i);
+  }
+};
+
+}  // namespace detail
+
+/// y = f(x) for each element; dx += g · f′(x, y).
+template <class F>
+struct Map {
+  const char* name = "elementwise";
+  [[no_unique_address]] F f{};
+  Shape output_shape(const Shape& x) const { return x; }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    for (std::int64_t i = 0; i < y.size(); ++i) y[i] = f.value(x[i]);
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const auto g = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    for (std::int64_t i = 0; i < y.size(); ++i) gx[i] += g[i] * f.derivative(x[i], y[i]);
+  }
+};
+
+/// y = f(a, b) with broadcasting; da += g · ∂f/∂a, db += g · ∂f/∂b (summed over broadcasts).
+template <class F>
+struct ZipWith {
+  const char* name = "elementwise";
+  [[no_unique_address]] F f{};
+  Shape output_shape(const Shape& a, const Shape& b) const { return broadcast_shapes(a, b, name); }
+  template <class T>
+  void forward(OpContext<T, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1);
+    const auto y = ctx.output();
+    detail::Broadcast<2>(y.shape, {a.shape, b.shape})
+        .for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) { y[o] = f.value(a[i], b[j]); });
+  }
+  template <class T>
+  void backward(OpContext<T, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1);
+    const auto y = ctx.output();
+    const auto g = ctx.output_grad();
+    const detail::Broadcast<2> plan(y.shape, {a.shape, b.shape});
+    if (const auto ga = ctx.input_grad(0))
+      plan.for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
+        ga[i] += g[o] * f.d_left(a[i], b[j], y[o]);
+      });
+    if (const auto gb = ctx.input_grad(1))
+      plan.for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
+        gb[j] += g[o] * f.d_right(a[i], b[j], y[o]);
+      });
+  }
+};
+
+/// y = f(x, c) (or f(c, x) when the number is on the left) for a number c.
+template <class F, bool kNumberOnLeft>
+struct WithNumber {
+  const char* name = "elementwise";
+  double number;
+  [[no_unique_address]] F f{};
+  Shape output_shape(const Shape& x) const { return x; }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const T c = static_cast<T>(number);
+    for (std::int64_t i = 0; i < y.size(); ++i)
+      y[i] = kNumberOnLeft ? f.value(c, x[i]) : f.value(x[i], c);
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const auto g = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    const T c = static_cast<T>(number);
+    for (std::int64_t i = 0; i < y.size(); ++i)
+      gx[i] += g[i] * (kNumberOnLeft ? f.d_right(c, x[i], y[i]) : f.d_left(x[i], c, y[i]));
+  }
+};
+
+/// condition ≠ 0 ? a : b, with broadcasting; the gradient goes to the side that was chosen.
+struct Select {
+  static constexpr const char* name = "where";
+  Shape output_shape(const Shape& c, const Shape& a, const Shape& b) const {
+    return broadcast_shapes(c, broadcast_shapes(a, b, name), name);
+  }
+  template <class T>
+  void forward(OpContext<T, 3>& ctx) const {
+    const auto c = ctx.input(0), a = ctx.input(1), b = ctx.input(2);
+    const auto y = ctx.output();
+    detail::Broadcast<3>(y.shape, {c.shape, a.shape, b.shape})
+        .for_each([&](std::int64_t o, std::int64_t k, std::int64_t i, std::int64_t j) {
+          y[o] = c[k] != T(0) ? a[i] : b[j];
+        });
+  }
+  template <class T>
+  void backward(OpContext<T, 3>& ctx) const {
+    const auto c = ctx.input(0), a = ctx.input(1), b = ctx.input(2);
+    const auto g = ctx.output_grad();
+    const auto ga = ctx.input_grad(1), gb = ctx.input_grad(2);
+    detail::Broadcast<3>(g.shape, {c.shape, a.shape, b.shape})
+        .for_each([&](std::int64_t o, std::int64_t k, std::int64_t i, std::int64_t j) {
+          if (c[k] != T(0)) {
+            if (ga) ga[i] += g[o];
+          } else if (gb) {
+            gb[j] += g[o];
+          }
+        });
+  }
+};
+
+/// a ∘ b → 1 or 0 (a constant: comparisons have no gradient).
+template <class Compare>
+struct Comparison {
+  const char* name = "comparison";
+  Shape output_shape(const Shape& a, const Shape& b) const { return broadcast_shapes(a, b, name); }
+  template <class T>
+  void forward(OpContext<T, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1);
+    const auto y = ctx.output();
+    detail::Broadcast<2>(y.shape, {a.shape, b.shape})
+        .for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
+          y[o] = Compare()(a[i], b[j]) ? T(1) : T(0);
+        });
+  }
+};
+
+// ---- A user's elementwise op, on tensors (ops.hpp has the same call on Vars) ----
+
+template <class F, TensorElement T>
+Tensor<T> elementwise(const Tensor<T>& x, F f = {}) {
+  return apply(Map<F>{"elementwise", f}, x);
+}
+template <class F, TensorElement T>
+Tensor<T> elementwise(const Tensor<T>& a, const Tensor<T>& b) {
+  return apply(ZipWith<F>{"elementwise"}, a, b);
+}
+
+// ---- Unary ----
+
+#define AUTODIFF_TENSOR_UNARY(function, Op)              \
+  template <TensorElement T>                             \
+  Tensor<T> function(const Tensor<T>& x) {               \
+    return apply(Map<op::Op>{#function}, x);             \
+  }
+AUTODIFF_TENSOR_UNARY(square, Square)
+AUTODIFF_TENSOR_UNARY(exp, Exp)
+AUTODIFF_TENSOR_UNARY(log, Log)
+AUTODIFF_TENSOR_UNARY(log1p, Log1p)
+AUTODIFF_TENSOR_UNARY(sqrt, Sqrt)
+AUTODIFF_TENSOR_UNARY(sin, Sin)
+AUTODIFF_TENSOR_UNARY(cos, Cos)
+AUTODIFF_TENSOR_UNARY(tanh, Tanh)
+AUTODIFF_TENSOR_UNARY(sigmoid, Sigmoid)
+AUTODIFF_TENSOR_UNARY(relu, Relu)
+AUTODIFF_TENSOR_UNARY(abs, Abs)
+AUTODIFF_TENSOR_UNARY(softplus, Softplus)
+#undef AUTODIFF_TENSOR_UNARY
+
+template <TensorElement T>
+Tensor<T> operator-(const Tensor<T>& x) {
+  return apply(Map<op::Negate>{"negate"}, x);
+}
+template <TensorElement T>
+Tensor<T> leaky_relu(const Tensor<T>& x, double slope = 0.01) {
+  return apply(Map<op::LeakyRelu>{"leaky_relu", {slope}}, x);
+}
+/// Throws std::invalid_argument unless low ≤ high.
+template <TensorElement T>
+Tensor<T> clamp(const Tensor<T>& x, double low, double high) {
+  if (!(low <= high)) detail::throw_bad_clamp(low, high);
+  return apply(Map<op::Clamp>{"clamp", {low, high}}, x);
+}
+
+// ---- Binary: tensor ∘ tensor with broadcasting, or tensor ∘ number ----
+
+#define AUTODIFF_TENSOR_BINARY(function, Op, op_name)                              \
+  template <TensorElement T>                                                        \
+  Tensor<T> function(const Tensor<T>& a, const Tensor<T>& b) {                      \
+    return apply(ZipWith<op::Op>{op_name}, a, b);                                   \
+  }                                                                                 \
+  template <TensorElement T, Number N>                                              \
+  Tensor<T> function(const Tensor<T>& a, N b) {                                     \
+    return apply(WithNumber<op::Op, false>{op_name, static_cast<double>(b)}, a);    \
+  }                                                                                 \
+  template <TensorElement T, Number N>                                              \
+  Tensor<T> function(N a, const Tensor<T>& b) {                                     \
+    return apply(WithNumber<op::Op, true>{op_name, static_cast<double>(a)}, b);     \
+  }
+AUTODIFF_TENSOR_BINARY(operator+, Add, "add")
+AUTODIFF_TENSOR_BINARY(operator-, Subtract, "subtract")
+AUTODIFF_TENSOR_BINARY(operator*, Multiply, "multiply")
+AUTODIFF_TENSOR_BINARY(operator/, Divide, "divide")
+AUTODIFF_TENSOR_BINARY(minimum, Minimum, "minimum")
+AUTODIFF_TENSOR_BINARY(maximum, Maximum, "maximum")
+AUTODIFF_TENSOR_BINARY(pow, Power, "pow")
+#undef AUTODIFF_TENSOR_BINARY
+
+/// condition ≠ 0 ? a : b, elementwise with broadcasting (condition from a comparison, say).
+template <TensorElement T>
+Tensor<T> where(const Tensor<T>& condition, const Tensor<T>& a, const Tensor<T>& b) {
+  return apply(Select{}, condition, a, b);
+}
+template <TensorElement T, Number N>
+Tensor<T> where(const Tensor<T>& condition, const Tensor<T>& a, N b) {
+  return where(condition, a, Tensor<T>::full({}, static_cast<T>(b)));
+}
+template <TensorElement T, Number N>
+Tensor<T> where(const Tensor<T>& condition, N a, const Tensor<T>& b) {
+  return where(condition, Tensor<T>::full({}, static_cast<T>(a)), b);
+}
+
+// ---- Comparisons: 1 where true, 0 where false; constants ----
+
+#define AUTODIFF_TENSOR_COMPARISON(symbol, Compare)                                    \
+  template <TensorElement T>                                                           \
+  Tensor<T> operator symbol(const Tensor<T>& a, const Tensor<T>& b) {                  \
+    return apply(Comparison<Compare>{"operator" #symbol}, a, b);                       \
+  }                                                                                    \
+  template <TensorElement T, Number N>                                                 \
+  Tensor<T> operator symbol(const Tensor<T>& a, N b) {                                 \
+    return a symbol Tensor<T>::full({}, static_cast<T>(b));                            \
+  }
+AUTODIFF_TENSOR_COMPARISON(<, std::less<>)
+AUTODIFF_TENSOR_COMPARISON(<=, std::less_equal<>)
+AUTODIFF_TENSOR_COMPARISON(>, std::greater<>)
+AUTODIFF_TENSOR_COMPARISON(>=, std::greater_equal<>)
+#undef AUTODIFF_TENSOR_COMPARISON
+
+}  // namespace autodiff
