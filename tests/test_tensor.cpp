@@ -9,53 +9,13 @@
 #include <doctest/doctest.h>
 
 #include "allocation_counter.hpp"
+#include "tensor_check.hpp"
 #include "autodiff/autodiff.hpp"
 
 using namespace autodiff;
 using T = Tensor<double>;
+using testing::check_tensor_op;
 
-namespace {
-
-using TensorFunction = std::function<T(std::span<const T>)>;
-
-// Checks op's gradient w.r.t. every element of every input, at seeded values in [low, high).
-GradientCheck check_tensor_op(const TensorFunction& op, const std::vector<Shape>& shapes,
-                              double low = -2.0, double high = 2.0, std::uint64_t seed = 7) {
-  std::vector<double> x;
-  {
-    Tape scratch;
-    TapeScope scope(scratch);
-    for (std::size_t k = 0; k < shapes.size(); ++k)
-      for (double v : T::random_uniform(shapes[k], low, high, seed + k).to_vector()) x.push_back(v);
-  }
-  auto f = [&](std::span<const Var> vars) {
-    std::vector<T> inputs;
-    std::size_t offset = 0;
-    for (const Shape& shape : shapes) {
-      const auto n = static_cast<std::size_t>(shape.size());
-      inputs.push_back(T::from_vars(vars.subspan(offset, n), shape));
-      offset += n;
-    }
-    const T out = op(inputs);
-    // Weigh every output element differently, so that a wrong element cannot hide.
-    std::vector<double> w(static_cast<std::size_t>(out.size()));
-    for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::sin(1.3 + 0.7 * static_cast<double>(i));
-    return to_var(sum(out * T::from(w, out.shape())));
-  };
-  GradientCheckOptions options;
-  options.rtol = 1e-7;
-  options.atol = 1e-9;
-  return check_gradient(f, x, {}, options);
-}
-
-#define CHECK_TENSOR_GRADIENT(op, ...)                             \
-  do {                                                             \
-    const GradientCheck check_ = check_tensor_op(op, __VA_ARGS__); \
-    INFO(#op, "\n", check_.table());                               \
-    CHECK(check_.passed());                                        \
-  } while (0)
-
-}  // namespace
 
 TEST_CASE("creation") {
   Tape tape;
@@ -194,6 +154,65 @@ TEST_CASE("elementwise ops: gradients, with broadcasting") {
   CHECK_TENSOR_GRADIENT([](auto x) { return sigmoid(x[0]); }, {{2, 3}}, -30.0, 30.0);
   CHECK_TENSOR_GRADIENT([](auto x) { return relu(x[0]); }, {{2, 3}});
   CHECK_TENSOR_GRADIENT([](auto x) { return abs(x[0]); }, {{2, 3}});
+}
+
+TEST_CASE("more elementwise ops: sin, cos, log1p, softplus, leaky_relu, clamp, where") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return sin(x[0]); }, {{2, 3}}, -4.0, 4.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return cos(x[0]); }, {{2, 3}}, -4.0, 4.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return log1p(x[0]); }, {{2, 3}}, -0.9, 5.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return softplus(x[0]); }, {{2, 3}}, -30.0, 30.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return leaky_relu(x[0], 0.2); }, {{2, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return clamp(x[0], -0.5, 1.0); }, {{3, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return where(x[0] > 0.0, x[1], x[2] * 2.0); },
+                        {{2, 3}, {2, 3}, {3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return where(x[0] <= x[1], square(x[0]), 1.5); },
+                        {{4}, {4}});
+
+  Tape tape;
+  TapeScope scope(tape);
+  const T x = T::from({-2, -0.5, 0, 0.5, 3}, {5});
+  CHECK(clamp(x, -1.0, 1.0).to_vector() == std::vector<double>{-1, -0.5, 0, 0.5, 1});
+  CHECK(leaky_relu(x, 0.1).to_vector() == std::vector<double>{-0.2, -0.05, 0, 0.5, 3});
+  CHECK((x > 0.0).to_vector() == std::vector<double>{0, 0, 0, 1, 1});
+  CHECK((x >= 0.0).to_vector() == std::vector<double>{0, 0, 1, 1, 1});
+  CHECK(where(x < 0.0, -x, x).to_vector() == std::vector<double>{2, 0.5, 0, 0.5, 3});
+  CHECK(softplus(T::from({0.0}, {1})).item() == std::log(2.0));
+  CHECK(softplus(T::from({800.0}, {1})).item() == 800.0);  // no overflow
+  CHECK_THROWS_WITH_AS(clamp(x, 1.0, -1.0),
+                       "clamp: low 1.000000 is above high -1.000000, expected low ≤ high",
+                       std::invalid_argument);
+  // softplus's gradient at the kink of relu(x) + log(1 + exp(−|x|)) is 0.5, as it should be.
+  const T at_zero = T::from({0.0}, {1}).requires_grad();
+  sum(softplus(at_zero)).backward();
+  CHECK(at_zero.grad()[0] == 0.5);
+}
+
+TEST_CASE("min, argmin, logsumexp: values and gradients") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return min(x[0]); }, {{4, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return min(x[0], 1, true) * x[0]; }, {{4, 3}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return logsumexp(x[0]); }, {{4, 3}}, -5.0, 5.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return logsumexp(x[0], 0); }, {{4, 3}}, -5.0, 5.0);
+  CHECK_TENSOR_GRADIENT([](auto x) { return logsumexp(x[0], -1, true) - x[0]; }, {{2, 2, 3}});
+
+  Tape tape;
+  TapeScope scope(tape);
+  const T a = T::from({3, 1, 2, 0, 5, 0}, {2, 3});
+  CHECK(min(a).item() == 0);
+  CHECK(min(a, 1).to_vector() == std::vector<double>{1, 0});
+  CHECK(argmin(a, 1).to_vector() == std::vector<double>{1, 0});  // ties: the first
+  CHECK(argmin(a).item() == 3);
+  const T big = T::from({1000, 1000, -1e308}, {3});
+  CHECK(logsumexp(big).item() == 1000 + std::log(2.0));  // no overflow, no underflow to −∞
+  CHECK(logsumexp(T::from({0, 0, 0, 0}, {2, 2}), 1).to_vector() ==
+        std::vector<double>{std::log(2.0), std::log(2.0)});
+  // NaN propagates through max, min and logsumexp instead of hiding.
+  const T with_nan = T::from({1, std::nan(""), 2}, {3});
+  CHECK(std::isnan(max(with_nan).item()));
+  CHECK(std::isnan(min(with_nan).item()));
+  CHECK(argmax(with_nan).item() == 1);
+  CHECK(std::isnan(logsumexp(with_nan).item()));
+  CHECK_THROWS_WITH_AS(min(T::zeros({0})), "min: cannot reduce an empty axis (shape (0,))",
+                       std::invalid_argument);
 }
 
 TEST_CASE("reductions: gradients, all or along an axis, keepdims") {
