@@ -130,3 +130,13 @@ TEST_CASE("mnist_mlp: options, and clear errors") {
   const auto small = lines_of(run("mnist_mlp --epochs 1 --hidden 16 --batch-size 64 --seed 3"));
   CHECK(small.back().rfind("Test accuracy: 0.", 0) == 0);
 }
+
+TEST_CASE("custom_op: softplus and the straight-through clip pass their gradient checks") {
+  const std::string output = run("custom_op");
+  const std::vector<std::string> lines = lines_of(output);
+  REQUIRE(!lines.empty());
+  CHECK(lines.back() == "custom ops: all gradient checks passed");
+  CHECK(output.find("FAILED") == std::string::npos);
+  // The kink: softplus's gradient at 0 is exactly 0.5, on the tape and by hand.
+  CHECK(output.find("softplus(x) on a Var at x = 0 (passed)") != std::string::npos);
+}
