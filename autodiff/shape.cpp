@@ -25,8 +25,8 @@ Shape::Shape(std::span<const std::int64_t> dims) {
   std::int64_t size = 1;
   for (std::size_t i = 0; i < dims.size(); ++i)
     if (__builtin_mul_overflow(size, dims[i], &size) || size > kMaxSize)
-      throw std::invalid_argument(fmt::format("Shape: {} has more than {} elements",
-                                              fmt::join(dims, " × "), kMaxSize));
+      throw std::invalid_argument(
+          fmt::format("Shape: {} has more than {} elements", fmt::join(dims, " × "), kMaxSize));
 }
 
 bool Shape::operator==(const Shape& other) const {

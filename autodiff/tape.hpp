@@ -61,7 +61,7 @@ struct CoarseNode {
   void* payload = nullptr;              // the recording layer's own record (a TensorNode)
   void* grad = nullptr;                 // gradient buffer, null until gradient reaches the node
   std::size_t grad_bytes = 0;
-  Index scalar_output = kNotRecorded;  // a Var slot the node feeds (to_var), else kNotRecorded
+  Index scalar_output = kNotRecorded;    // a Var slot the node feeds (to_var), else kNotRecorded
   std::uint32_t statement_position = 0;  // statements recorded before it
   bool is_leaf = false;  // its gradient accumulates over backward calls and may live elsewhere
 };

@@ -49,7 +49,8 @@ struct StraightThroughClip {
   }
 };
 
-bool report(const char* what, const GradientCheck& check, std::initializer_list<std::string> names) {
+bool report(const char* what, const GradientCheck& check,
+            std::initializer_list<std::string> names) {
   fmt::print("{} ({})\n{}\n", what, check.passed() ? "passed" : "FAILED", check.table(names));
   return check.passed();
 }
@@ -96,9 +97,10 @@ int main() {
   sum(apply(StraightThroughClip{-1, 1}, outside) * outside).backward();
   const auto g = outside.grad();
   const bool straight_through = g[0] == -1 + -3.0f && g[1] == 1.0f && g[2] == 1 + 2.0f;
-  fmt::print("Σ clip(x)·x at x = (−3, 0.5, 2), float: gradient ({}, {}, {}), expected (−4, 1, 3): "
-             "{}\n\n",
-             g[0], g[1], g[2], straight_through ? "passed" : "FAILED");
+  fmt::print(
+      "Σ clip(x)·x at x = (−3, 0.5, 2), float: gradient ({}, {}, {}), expected (−4, 1, 3): "
+      "{}\n\n",
+      g[0], g[1], g[2], straight_through ? "passed" : "FAILED");
   passed &= straight_through;
 
   fmt::print("custom ops: {}\n", passed ? "all gradient checks passed" : "some checks FAILED");

@@ -13,7 +13,8 @@
 
 namespace testing {
 
-using TensorFunction = std::function<autodiff::Tensor<double>(std::span<const autodiff::Tensor<double>>)>;
+using TensorFunction =
+    std::function<autodiff::Tensor<double>(std::span<const autodiff::Tensor<double>>)>;
 
 // Checks op's gradient w.r.t. every element of every input, at seeded values in [low, high).
 inline autodiff::GradientCheck check_tensor_op(const TensorFunction& op,
@@ -50,9 +51,9 @@ inline autodiff::GradientCheck check_tensor_op(const TensorFunction& op,
 
 }  // namespace testing
 
-#define CHECK_TENSOR_GRADIENT(op, ...)                                      \
-  do {                                                                      \
+#define CHECK_TENSOR_GRADIENT(op, ...)                                                \
+  do {                                                                                \
     const autodiff::GradientCheck check_ = testing::check_tensor_op(op, __VA_ARGS__); \
-    INFO(#op, "\n", check_.table());                                        \
-    CHECK(check_.passed());                                                 \
+    INFO(#op, "\n", check_.table());                                                  \
+    CHECK(check_.passed());                                                           \
   } while (0)

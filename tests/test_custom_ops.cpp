@@ -16,7 +16,9 @@ namespace {
 
 // A user's elementwise op, written like the entries of ops.hpp.
 struct MySoftplus {
-  static constexpr auto value = [](auto x) { return std::log1p(std::exp(-std::fabs(x))) + (x > 0 ? x : decltype(x)(0)); };
+  static constexpr auto value = [](auto x) {
+    return std::log1p(std::exp(-std::fabs(x))) + (x > 0 ? x : decltype(x)(0));
+  };
   static constexpr auto derivative = []<class T>(T x, T) { return T(1) / (T(1) + std::exp(-x)); };
 };
 
@@ -121,9 +123,9 @@ TEST_CASE("a user's elementwise struct works on a Var and on float and double te
                         30.0);
   CHECK_TENSOR_GRADIENT([](auto t) { return elementwise<Hypot>(t[0], t[1]); }, {{2, 3}, {3}}, 0.5,
                         2.0);
-  const auto hypot_check = check_gradient(
-      [](std::span<const Var> v) { return Var(elementwise<Hypot>(v[0], v[1])); }, {3.0, 4.0},
-      {0.6, 0.8});
+  const auto hypot_check =
+      check_gradient([](std::span<const Var> v) { return Var(elementwise<Hypot>(v[0], v[1])); },
+                     {3.0, 4.0}, {0.6, 0.8});
   CHECK(hypot_check.passed());
 }
 
@@ -187,7 +189,7 @@ TEST_CASE("numbers and Vars mix with tensors; a number is never recorded") {
   const std::size_t with_v = tape.node_count();
   const auto x = Tensor<float>::from({1.0f, 2.0f, 3.0f}, {3}).requires_grad();
   const Var loss = to_var(sum((x * v + v) / 2.0));  // v recorded once, used twice
-  CHECK(tape.node_count() == with_v + 1);             // only to_var's slot was added
+  CHECK(tape.node_count() == with_v + 1);           // only to_var's slot was added
   CHECK(loss.value() == doctest::Approx((6.0 * 3.0 + 9.0) / 2.0));
   loss.backward();
   CHECK(v.grad() == doctest::Approx((6.0 + 3.0) / 2.0));  // Σ x / 2 + 3 / 2

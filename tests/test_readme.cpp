@@ -1,4 +1,5 @@
 // The README's snippets, verbatim, so that what it shows compiles and does what it says.
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 
@@ -42,6 +43,48 @@ TEST_CASE("README: tensors on the same tape") {
   loss.backward();  // s.grad() and w.grad() are both filled
   CHECK(s.grad() == doctest::Approx(5.25 + std::cos(1.5)).epsilon(1e-15));
   CHECK(w.grad() == std::vector<double>{1.5, -3.0, 6.0});
+}
+
+namespace readme {
+struct StableSoftplus {  // log(1 + eˣ), with its own derivative: 0.5 at 0, not relu's 0
+  static constexpr auto value = []<class T>(T x) {
+    return std::max(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
+  };
+  static constexpr auto derivative = []<class T>(T x, T /*y*/) { return 1 / (1 + std::exp(-x)); };
+};
+struct StraightThroughClip {  // clip in forward, identity in backward
+  static constexpr const char* name = "straight_through_clip";
+  double low, high;  // the op's state: copied onto the tape for backward
+  Shape output_shape(const Shape& x) const { return x; }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) const {
+    auto x = ctx.input(0);
+    auto y = ctx.output();
+    for (std::int64_t i = 0; i < y.size(); ++i) y[i] = std::clamp(x[i], T(low), T(high));
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    auto g = ctx.output_grad();
+    auto gx = ctx.input_grad(0);  // empty when input 0 needs no gradient
+    for (std::int64_t i = 0; i < g.size(); ++i) gx[i] += g[i];
+  }
+};
+}  // namespace readme
+
+TEST_CASE("README: your own ops") {
+  using readme::StableSoftplus, readme::StraightThroughClip;
+  Tape tape;
+  TapeScope scope(tape);
+  Var x = 0.0;
+  const auto t = Tensor<float>::from({-2.0f, 0.0f, 3.0f}, {3}).requires_grad();
+  Var y = elementwise<StableSoftplus>(x);            // on a Var
+  Tensor<float> z = elementwise<StableSoftplus>(t);  // on a tensor, same struct
+  y.backward();
+  CHECK(x.grad() == 0.5);
+  sum(z).backward();
+  CHECK(t.grad()[1] == 0.5f);
+  Tensor<float> clipped = apply(StraightThroughClip{-1, 1}, t);
+  CHECK(clipped.to_vector() == std::vector<float>{-1.0f, 0.0f, 1.0f});
 }
 
 TEST_CASE("README: one neuron") {

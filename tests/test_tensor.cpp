@@ -9,13 +9,12 @@
 #include <doctest/doctest.h>
 
 #include "allocation_counter.hpp"
-#include "tensor_check.hpp"
 #include "autodiff/autodiff.hpp"
+#include "tensor_check.hpp"
 
 using namespace autodiff;
 using T = Tensor<double>;
 using testing::check_tensor_op;
-
 
 TEST_CASE("creation") {
   Tape tape;
@@ -165,8 +164,7 @@ TEST_CASE("more elementwise ops: sin, cos, log1p, softplus, leaky_relu, clamp, w
   CHECK_TENSOR_GRADIENT([](auto x) { return clamp(x[0], -0.5, 1.0); }, {{3, 3}});
   CHECK_TENSOR_GRADIENT([](auto x) { return where(x[0] > 0.0, x[1], x[2] * 2.0); },
                         {{2, 3}, {2, 3}, {3}});
-  CHECK_TENSOR_GRADIENT([](auto x) { return where(x[0] <= x[1], square(x[0]), 1.5); },
-                        {{4}, {4}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return where(x[0] <= x[1], square(x[0]), 1.5); }, {{4}, {4}});
 
   Tape tape;
   TapeScope scope(tape);

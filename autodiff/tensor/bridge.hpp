@@ -83,7 +83,8 @@ struct WithVar {
     const T c = static_cast<T>(v);
     double total = 0;
     for (std::int64_t i = 0; i < y.size(); ++i)
-      total += double(g[i]) * double(kVarOnLeft ? f.d_left(c, x[i], y[i]) : f.d_right(x[i], c, y[i]));
+      total +=
+          double(g[i]) * double(kVarOnLeft ? f.d_left(c, x[i], y[i]) : f.d_right(x[i], c, y[i]));
     ctx.tape().adjoint(slot) += total;
   }
 };
@@ -124,14 +125,14 @@ Tensor<T> with_var(const char* name, const Tensor<T>& x, const Var& v) {
 }
 }  // namespace detail
 
-#define AUTODIFF_TENSOR_WITH_VAR(function, Op, op_name)                   \
-  template <TensorElement T>                                              \
-  Tensor<T> function(const Tensor<T>& x, const Var& v) {                  \
-    return detail::with_var<op::Op, false>(op_name, x, v);                \
-  }                                                                       \
-  template <TensorElement T>                                              \
-  Tensor<T> function(const Var& v, const Tensor<T>& x) {                  \
-    return detail::with_var<op::Op, true>(op_name, x, v);                 \
+#define AUTODIFF_TENSOR_WITH_VAR(function, Op, op_name)    \
+  template <TensorElement T>                               \
+  Tensor<T> function(const Tensor<T>& x, const Var& v) {   \
+    return detail::with_var<op::Op, false>(op_name, x, v); \
+  }                                                        \
+  template <TensorElement T>                               \
+  Tensor<T> function(const Var& v, const Tensor<T>& x) {   \
+    return detail::with_var<op::Op, true>(op_name, x, v);  \
   }
 AUTODIFF_TENSOR_WITH_VAR(operator+, Add, "add")
 AUTODIFF_TENSOR_WITH_VAR(operator-, Subtract, "subtract")

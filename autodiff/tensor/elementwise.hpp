@@ -57,8 +57,8 @@ struct Broadcast {
           for (std::int64_t i3 = 0; i3 < dims[3]; ++i3, ++o) {
             std::int64_t at[K];
             for (int k = 0; k < K; ++k)
-              at[k] = i0 * strides[k][0] + i1 * strides[k][1] + i2 * strides[k][2] +
-                      i3 * strides[k][3];
+              at[k] =
+                  i0 * strides[k][0] + i1 * strides[k][1] + i2 * strides[k][2] + i3 * strides[k][3];
             if constexpr (K == 2)
               f(o, at[0], at[1]);
             else
@@ -111,7 +111,8 @@ struct ZipWith {
     const auto a = ctx.input(0), b = ctx.input(1);
     const auto y = ctx.output();
     detail::Broadcast<2>(y.shape, {a.shape, b.shape})
-        .for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) { y[o] = f.value(a[i], b[j]); });
+        .for_each(
+            [&](std::int64_t o, std::int64_t i, std::int64_t j) { y[o] = f.value(a[i], b[j]); });
   }
   template <class T>
   void backward(OpContext<T, 2>& ctx) const {
@@ -217,10 +218,10 @@ Tensor<T> elementwise(const Tensor<T>& a, const Tensor<T>& b) {
 
 // ---- Unary ----
 
-#define AUTODIFF_TENSOR_UNARY(function, Op)              \
-  template <TensorElement T>                             \
-  Tensor<T> function(const Tensor<T>& x) {               \
-    return apply(Map<op::Op>{#function}, x);             \
+#define AUTODIFF_TENSOR_UNARY(function, Op)  \
+  template <TensorElement T>                 \
+  Tensor<T> function(const Tensor<T>& x) {   \
+    return apply(Map<op::Op>{#function}, x); \
   }
 AUTODIFF_TENSOR_UNARY(square, Square)
 AUTODIFF_TENSOR_UNARY(exp, Exp)
@@ -253,18 +254,18 @@ Tensor<T> clamp(const Tensor<T>& x, double low, double high) {
 
 // ---- Binary: tensor ∘ tensor with broadcasting, or tensor ∘ number ----
 
-#define AUTODIFF_TENSOR_BINARY(function, Op, op_name)                              \
-  template <TensorElement T>                                                        \
-  Tensor<T> function(const Tensor<T>& a, const Tensor<T>& b) {                      \
-    return apply(ZipWith<op::Op>{op_name}, a, b);                                   \
-  }                                                                                 \
-  template <TensorElement T, Number N>                                              \
-  Tensor<T> function(const Tensor<T>& a, N b) {                                     \
-    return apply(WithNumber<op::Op, false>{op_name, static_cast<double>(b)}, a);    \
-  }                                                                                 \
-  template <TensorElement T, Number N>                                              \
-  Tensor<T> function(N a, const Tensor<T>& b) {                                     \
-    return apply(WithNumber<op::Op, true>{op_name, static_cast<double>(a)}, b);     \
+#define AUTODIFF_TENSOR_BINARY(function, Op, op_name)                            \
+  template <TensorElement T>                                                     \
+  Tensor<T> function(const Tensor<T>& a, const Tensor<T>& b) {                   \
+    return apply(ZipWith<op::Op>{op_name}, a, b);                                \
+  }                                                                              \
+  template <TensorElement T, Number N>                                           \
+  Tensor<T> function(const Tensor<T>& a, N b) {                                  \
+    return apply(WithNumber<op::Op, false>{op_name, static_cast<double>(b)}, a); \
+  }                                                                              \
+  template <TensorElement T, Number N>                                           \
+  Tensor<T> function(N a, const Tensor<T>& b) {                                  \
+    return apply(WithNumber<op::Op, true>{op_name, static_cast<double>(a)}, b);  \
   }
 AUTODIFF_TENSOR_BINARY(operator+, Add, "add")
 AUTODIFF_TENSOR_BINARY(operator-, Subtract, "subtract")
@@ -291,14 +292,14 @@ Tensor<T> where(const Tensor<T>& condition, N a, const Tensor<T>& b) {
 
 // ---- Comparisons: 1 where true, 0 where false; constants ----
 
-#define AUTODIFF_TENSOR_COMPARISON(symbol, Compare)                                    \
-  template <TensorElement T>                                                           \
-  Tensor<T> operator symbol(const Tensor<T>& a, const Tensor<T>& b) {                  \
-    return apply(Comparison<Compare>{"operator" #symbol}, a, b);                       \
-  }                                                                                    \
-  template <TensorElement T, Number N>                                                 \
-  Tensor<T> operator symbol(const Tensor<T>& a, N b) {                                 \
-    return a symbol Tensor<T>::full({}, static_cast<T>(b));                            \
+#define AUTODIFF_TENSOR_COMPARISON(symbol, Compare)                   \
+  template <TensorElement T>                                          \
+  Tensor<T> operator symbol(const Tensor<T>& a, const Tensor<T>& b) { \
+    return apply(Comparison<Compare>{"operator" #symbol}, a, b);      \
+  }                                                                   \
+  template <TensorElement T, Number N>                                \
+  Tensor<T> operator symbol(const Tensor<T>& a, N b) {                \
+    return a symbol Tensor<T>::full({}, static_cast<T>(b));           \
   }
 AUTODIFF_TENSOR_COMPARISON(<, std::less<>)
 AUTODIFF_TENSOR_COMPARISON(<=, std::less_equal<>)

@@ -66,8 +66,9 @@ struct Reshape : detail::ViewBackward {
   Shape shape;
   Shape output_shape(const Shape& x) const {
     if (shape.size() != x.size())
-      throw std::invalid_argument(fmt::format("reshape: cannot reshape shape {} ({} elements) into {}",
-                                              x.str(), x.size(), shape.str()));
+      throw std::invalid_argument(
+          fmt::format("reshape: cannot reshape shape {} ({} elements) into {}", x.str(), x.size(),
+                      shape.str()));
     return shape;
   }
   std::int64_t view_offset(const Shape&) const { return 0; }
@@ -105,7 +106,8 @@ struct GatherRows {
     const auto x = ctx.input(0);
     const auto y = ctx.output();
     const std::int64_t row = detail::row_size(x.shape);
-    for (std::int64_t i = 0; i < count; ++i) std::copy_n(x.data + rows[i] * row, row, y.data + i * row);
+    for (std::int64_t i = 0; i < count; ++i)
+      std::copy_n(x.data + rows[i] * row, row, y.data + i * row);
     if (ctx.recording()) {  // keep the indices for backward: the caller's may be gone by then
       std::int64_t* kept = ctx.template scratch<std::int64_t>(count);
       std::copy_n(rows, count, kept);

@@ -48,8 +48,7 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
 
 void set_blas_threads(int threads) {
   if (threads < 1)
-    throw std::invalid_argument(
-        fmt::format("set_blas_threads: {} threads, expected ≥ 1", threads));
+    throw std::invalid_argument(fmt::format("set_blas_threads: {} threads, expected ≥ 1", threads));
   std::call_once(g_blas_policy, [] {});
   openblas_set_num_threads(threads);
 }

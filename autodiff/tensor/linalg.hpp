@@ -43,8 +43,10 @@ struct MatMul {
     const auto a = ctx.input(0), b = ctx.input(1);
     const auto g = ctx.output_grad();
     const std::int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1];
-    if (const auto ga = ctx.input_grad(0)) detail::gemm(false, true, m, k, n, g.data, b.data, true, ga.data);
-    if (const auto gb = ctx.input_grad(1)) detail::gemm(true, false, k, n, m, a.data, g.data, true, gb.data);
+    if (const auto ga = ctx.input_grad(0))
+      detail::gemm(false, true, m, k, n, g.data, b.data, true, ga.data);
+    if (const auto gb = ctx.input_grad(1))
+      detail::gemm(true, false, k, n, m, a.data, g.data, true, gb.data);
   }
 };
 

@@ -108,7 +108,9 @@ class OpContext {
 namespace detail {
 
 template <class Op, class T, int N>
-concept HasBackward = requires(const Op& op, OpContext<T, N>& ctx) { op.backward(ctx); };
+concept HasBackward = requires(const Op& op, OpContext<T, N>& ctx) {
+  op.backward(ctx);
+};
 
 template <class Op>
 const char* op_name(const Op& op) {
@@ -153,13 +155,15 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
     shapes[i] = in.shape;
     inputs_need_grad = inputs_need_grad || in.requires_grad;
   }
-  if constexpr (requires { op.reads_vars(); }) inputs_need_grad = inputs_need_grad || op.reads_vars();
+  if constexpr (requires { op.reads_vars(); })
+    inputs_need_grad = inputs_need_grad || op.reads_vars();
   const Shape shape = output_shape_of(op, shapes, std::make_index_sequence<N>());
   constexpr bool kDifferentiable = HasBackward<Op, T, N>;
   const bool recorded = kDifferentiable && inputs_need_grad && tape.is_recording();
 
   // The node record and (when recorded) the op's copy, in one arena allocation.
-  constexpr std::size_t kOpOffset = (sizeof(TensorNode) + alignof(Op) - 1) / alignof(Op) * alignof(Op);
+  constexpr std::size_t kOpOffset =
+      (sizeof(TensorNode) + alignof(Op) - 1) / alignof(Op) * alignof(Op);
   void* memory = tape.allocate(recorded ? kOpOffset + sizeof(Op) : sizeof(TensorNode));
   auto* node = new (memory) TensorNode;
   node->op_type = &op_type_tag<Op>;

@@ -83,9 +83,7 @@ struct Reduce {
   // Sum and Mean: dx += g (/ n). Max and Min: the first extreme element takes it all.
   // LogSumExp: dx += g · exp(x − y), the softmax.
   template <class T>
-  void backward(OpContext<T, 1>& ctx) const
-    requires(!kIndex)
-  {
+  void backward(OpContext<T, 1>& ctx) const requires(!kIndex) {
     const auto x = ctx.input(0);
     const auto y = ctx.output();
     const auto g = ctx.output_grad();
@@ -137,14 +135,14 @@ Tensor<T> reduce(const char* name, const Tensor<T>& x, int axis, bool keepdims) 
 }
 }  // namespace detail
 
-#define AUTODIFF_TENSOR_REDUCTION(function, How)                                 \
-  template <TensorElement T>                                                     \
-  Tensor<T> function(const Tensor<T>& x) {                                       \
+#define AUTODIFF_TENSOR_REDUCTION(function, How)                                  \
+  template <TensorElement T>                                                      \
+  Tensor<T> function(const Tensor<T>& x) {                                        \
     return detail::reduce<Reduction::How>(#function, x, detail::kAllAxes, false); \
-  }                                                                              \
-  template <TensorElement T>                                                     \
-  Tensor<T> function(const Tensor<T>& x, int axis, bool keepdims = false) {      \
-    return detail::reduce<Reduction::How>(#function, x, axis, keepdims);         \
+  }                                                                               \
+  template <TensorElement T>                                                      \
+  Tensor<T> function(const Tensor<T>& x, int axis, bool keepdims = false) {       \
+    return detail::reduce<Reduction::How>(#function, x, axis, keepdims);          \
   }
 AUTODIFF_TENSOR_REDUCTION(sum, Sum)
 AUTODIFF_TENSOR_REDUCTION(mean, Mean)

@@ -155,7 +155,8 @@ bool is_softmax_output(const Tensor<T>& a, Tensor<T>* logits) {
 /// (n,) labels in [0, classes) → (n, classes) of 0 and 1. Throws for a label out of range.
 template <TensorElement T>
 Tensor<T> one_hot(std::span<const std::int32_t> labels, std::int64_t classes) {
-  if (classes <= 0) throw std::invalid_argument(fmt::format("one_hot: {} classes, expected > 0", classes));
+  if (classes <= 0)
+    throw std::invalid_argument(fmt::format("one_hot: {} classes, expected > 0", classes));
   const auto count = static_cast<std::int64_t>(labels.size());
   for (std::int64_t i = 0; i < count; ++i)
     if (labels[i] < 0 || labels[i] >= classes)
