@@ -40,15 +40,11 @@ void* Arena::allocate(std::size_t bytes) {
   return blocks_.back().memory.get();
 }
 
-void Arena::reset() {
-  if (blocks_.size() > 1) {  // merge: the next round of the same allocations fits in one block
-    const std::size_t total = bytes_reserved();
-    blocks_.clear();
-    blocks_.push_back(make_block(total));
-  }
-  current_ = 0;
-  offset_ = 0;
-  used_before_ = 0;
+// The next round of the same allocations then fits in one block.
+void Arena::merge_blocks() {
+  const std::size_t total = bytes_reserved();
+  blocks_.clear();
+  blocks_.push_back(make_block(total));
 }
 
 std::size_t Arena::bytes_reserved() const {

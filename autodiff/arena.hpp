@@ -20,7 +20,13 @@ class Arena {
   T* allocate_array(std::size_t count) {
     return static_cast<T*>(allocate(count * sizeof(T)));
   }
-  void reset();
+  /// Rewinds to empty, keeping the memory; inline, as Tape::clear() calls it every step.
+  void reset() {
+    if (blocks_.size() > 1) merge_blocks();
+    current_ = 0;
+    offset_ = 0;
+    used_before_ = 0;
+  }
   std::size_t bytes_used() const { return used_before_ + offset_; }
   std::size_t bytes_reserved() const;
 
@@ -34,6 +40,7 @@ class Arena {
     std::size_t size;
   };
   static Block make_block(std::size_t size);
+  void merge_blocks();
   std::vector<Block> blocks_;
   std::size_t current_ = 0, offset_ = 0, used_before_ = 0;
 };

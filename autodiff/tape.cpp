@@ -9,18 +9,17 @@
 namespace autodiff {
 namespace {
 
-// Epochs are drawn from one counter so that no two tapes, nor two generations of one tape,
-// share one; 0 is never drawn. Each thread takes them in blocks, so that clear() in a training
-// loop costs no atomic operation.
-std::uint32_t draw_epoch() {
-  constexpr std::uint32_t kBlock = 4096;
-  static std::atomic<std::uint32_t> next_block{1};
-  thread_local std::uint32_t next = 0, end = 0;
+// Epochs are drawn from one 64-bit counter, so that no two tapes, nor two generations of one
+// tape, share one within a process (it would take centuries of clear() calls to wrap); 0 is never
+// drawn. Each thread takes them in blocks, so that clear() in a training loop costs no atomic
+// operation.
+Epoch draw_epoch() {
+  constexpr Epoch kBlock = 4096;
+  static std::atomic<Epoch> next_block{1};
+  thread_local Epoch next = 0, end = 0;
   if (next == end) {
     next = next_block.fetch_add(kBlock, std::memory_order_relaxed);
-    if (next == 0) next = next_block.fetch_add(kBlock, std::memory_order_relaxed);  // wrapped
     end = next + kBlock;
-    if (end < next) end = 0;  // the last block before wrapping stops short of 0
   }
   return next++;
 }
@@ -49,11 +48,12 @@ namespace detail {
 
 Tape& make_default_tape() {
   thread_local Tape tape;
+  if (tape.scope_depth_ == 0) tape.enter_thread();  // a thread's own tape: owned for good
   active_tape = &tape;
   return tape;
 }
 
-void throw_foreign_operand(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch) {
+void throw_foreign_operand(Index node, Epoch var_epoch, Epoch tape_epoch) {
   throw TapeError(fmt::format(
       "autodiff: a Var (node {}, tape epoch {}) is not on the active tape (epoch {}): it was "
       "recorded before the tape was cleared, or on another tape or thread. Recompute it after "
@@ -61,8 +61,7 @@ void throw_foreign_operand(Index node, std::uint32_t var_epoch, std::uint32_t ta
       node, var_epoch, tape_epoch));
 }
 
-void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch,
-                        const char* what) {
+void throw_not_recorded(Index node, Epoch var_epoch, Epoch tape_epoch, const char* what) {
   if (node == kNotRecorded)
     throw TapeError(fmt::format(
         "autodiff: {} of a Var that was not recorded: it is a constant (made under NoGradGuard, "
@@ -77,6 +76,20 @@ void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_
 }  // namespace detail
 
 Tape::Tape() : op_bounds_(new std::uint32_t[1]{0}), epoch_(draw_epoch()) {}
+
+void Tape::enter_thread() {
+  const auto me = reinterpret_cast<std::uintptr_t>(&detail::thread_token);
+  std::uintptr_t owner = owner_.load(std::memory_order_relaxed);
+  if (owner != me) {
+    owner = 0;
+    if (!owner_.compare_exchange_strong(owner, me, std::memory_order_acquire))
+      throw TapeError(
+          "autodiff: TapeScope on a tape that another thread has active: a tape records one "
+          "thread at a time (its arrays are not shared safely). Give each thread its own tape, "
+          "or end the other thread's scope first");
+  }
+  ++scope_depth_;
+}
 
 Tape::~Tape() {
   if (detail::active_tape == this) detail::active_tape = nullptr;
@@ -124,7 +137,7 @@ std::uint32_t Tape::push_node(const CoarseNode& node) {
   return static_cast<std::uint32_t>(nodes_.size() - 1);
 }
 
-CoarseNode& Tape::node(std::uint32_t id, std::uint32_t epoch, const char* what) {
+CoarseNode& Tape::node(std::uint32_t id, Epoch epoch, const char* what) {
   if (epoch == 0) throw TapeError(fmt::format("autodiff: {} of an empty handle", what));
   if (epoch != epoch_ || id >= nodes_.size())
     throw TapeError(fmt::format(

@@ -16,6 +16,7 @@
 // gradient buffer in the tape's arena and a function pointer that runs its backward rule when
 // the sweep reaches it. The tape knows nothing else about it (tensor.hpp builds on this).
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,10 @@ namespace autodiff {
 using Index = std::uint32_t;
 /// The index of a value that is not on any tape (a constant).
 inline constexpr Index kNotRecorded = UINT32_MAX;
+/// Which tape, and which recording on it since its last clear(): 64-bit, drawn from one
+/// process-wide counter, so two never repeat within a process (a 32-bit one could, after 2³²
+/// clears, and let a stale Var pass for a live one).
+using Epoch = std::uint64_t;
 
 /// Misuse of the engine: a Var of a cleared or foreign tape, the gradient of a constant, …
 class TapeError : public std::logic_error {
@@ -44,10 +49,11 @@ namespace detail {
 /// The active tape of this thread (nullptr until first use). Constant-initialised, so reading
 /// it is a plain thread-local load with no guard.
 inline thread_local constinit Tape* active_tape = nullptr;
+/// One per thread: its address tells threads apart for the owner check of TapeScope.
+inline thread_local constinit char thread_token = 0;
 Tape& make_default_tape();
-[[noreturn]] void throw_foreign_operand(Index node, std::uint32_t var_epoch,
-                                        std::uint32_t tape_epoch);
-[[noreturn]] void throw_not_recorded(Index node, std::uint32_t var_epoch, std::uint32_t tape_epoch,
+[[noreturn]] void throw_foreign_operand(Index node, Epoch var_epoch, Epoch tape_epoch);
+[[noreturn]] void throw_not_recorded(Index node, Epoch var_epoch, Epoch tape_epoch,
                                      const char* what);
 }  // namespace detail
 
@@ -101,7 +107,7 @@ class Tape {
   /// Bytes the tape holds, used or kept for the next graph.
   std::size_t bytes_reserved() const;
   /// Changes each time the tape is created or cleared; Vars carry it to detect stale use.
-  std::uint32_t epoch() const { return epoch_; }
+  Epoch epoch() const { return epoch_; }
 
   // ---- The recording interface, used by Var and the expression nodes. ----
 
@@ -115,8 +121,9 @@ class Tape {
   [[gnu::always_inline]] Index record(const Expr& expr);
 
   /// Appends one operation of the node being recorded; capacity was reserved by record().
-  void push_operation(double partial, Index operand, std::uint32_t operand_epoch) {
-    if (operand_epoch != epoch_) [[unlikely]]
+  void push_operation(double partial, Index operand, Epoch operand_epoch) {
+    // The slot is checked too: no write can land outside the tape, whatever a handle says.
+    if (operand_epoch != epoch_ || operand >= slot_count_) [[unlikely]]
       detail::throw_foreign_operand(operand, operand_epoch, epoch_);
     partial_[op_count_] = partial;
     operand_[op_count_] = operand;
@@ -132,7 +139,7 @@ class Tape {
   std::uint32_t push_node(const CoarseNode& node);
   std::uint32_t coarse_node_count() const { return static_cast<std::uint32_t>(nodes_.size()); }
   /// Node `id`; throws a TapeError unless (id, epoch) names a node recorded since the last clear.
-  CoarseNode& node(std::uint32_t id, std::uint32_t epoch, const char* what);
+  CoarseNode& node(std::uint32_t id, Epoch epoch, const char* what);
   /// Node `id`, unchecked (for backward rules, which receive valid ids).
   CoarseNode& node(std::uint32_t id) { return nodes_[id]; }
   /// The gradient buffer of node `id`, allocated and zeroed when first asked for.
@@ -151,13 +158,22 @@ class Tape {
 
   /// Throws a TapeError unless (node, epoch) names a node recorded on this tape since its last
   /// clear. `what` names the operation for the message.
-  void check_recorded(Index node, std::uint32_t epoch, const char* what) const {
+  void check_recorded(Index node, Epoch epoch, const char* what) const {
     if (node == kNotRecorded || epoch != epoch_ || node >= slot_count_) [[unlikely]]
       detail::throw_not_recorded(node, epoch, epoch_, what);
   }
 
  private:
   friend class NoGradGuard;
+  friend class TapeScope;
+  friend Tape& detail::make_default_tape();
+
+  // The owner check, paid once per TapeScope, never per op: the thread that has this tape active
+  // (its address of detail::thread_token), and how many scopes deep.
+  void enter_thread();
+  void leave_thread() {
+    if (--scope_depth_ == 0) owner_.store(0, std::memory_order_release);
+  }
 
   Index push_slot() {
     if (slot_count_ == slot_capacity_) [[unlikely]]
@@ -204,7 +220,9 @@ class Tape {
   std::vector<CoarseNode> nodes_;  // keeps its capacity over clear()
   Arena arena_;
 
-  std::uint32_t epoch_;
+  Epoch epoch_;
+  std::atomic<std::uintptr_t> owner_{0};
+  std::uint32_t scope_depth_ = 0;
   bool recording_ = true;
   bool swept_ = false;  // a backward ran since the last clear: intermediates hold adjoints
 };
@@ -228,14 +246,23 @@ template <class Expr>
 
 /// Makes `tape` the active tape of this thread for the guard's lifetime; scopes nest, so a
 /// gradient can be taken on an inner tape in the middle of a computation recorded on an outer.
+/// A tape records one thread at a time: a scope on a tape that another thread has active throws
+/// a TapeError (handing a tape over, one scope after the other, is fine).
 class TapeScope {
  public:
-  explicit TapeScope(Tape& tape) : previous_(detail::active_tape) { detail::active_tape = &tape; }
-  ~TapeScope() { detail::active_tape = previous_; }
+  explicit TapeScope(Tape& tape) : tape_(tape), previous_(detail::active_tape) {
+    tape.enter_thread();
+    detail::active_tape = &tape;
+  }
+  ~TapeScope() {
+    detail::active_tape = previous_;
+    tape_.leave_thread();
+  }
   TapeScope(const TapeScope&) = delete;
   TapeScope& operator=(const TapeScope&) = delete;
 
  private:
+  Tape& tape_;
   Tape* previous_;
 };
 

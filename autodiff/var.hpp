@@ -26,9 +26,10 @@ concept Operand = Expression<T> || std::is_arithmetic_v<std::remove_cvref_t<T>>;
 
 /// A recorded scalar: its value, and where it stands on the tape.
 ///
-/// A Var is a 16-byte handle; copying it shares the node (as in Python). Its value lives in the
-/// handle, so value() can always be read; grad(), backward() and new operations need the node
-/// on the active tape and throw a TapeError if the tape was cleared since, or is another one.
+/// A Var is a 24-byte handle (value, slot, tape epoch); copying it shares the node (as in Python).
+/// Its value lives in the handle, so value() can always be read; grad(), backward() and new
+/// operations need the node on the active tape and throw a TapeError if the tape was cleared since,
+/// or is another one.
 class Var : public ExpressionBase {
  public:
   static constexpr int leaf_count = 1;
@@ -67,7 +68,7 @@ class Var : public ExpressionBase {
   }
 
   /// A Var for a slot already recorded on the tape of `epoch` (used by tensor ops).
-  static Var recorded(double value, Index slot, std::uint32_t epoch) {
+  static Var recorded(double value, Index slot, Epoch epoch) {
     Var v;
     v.value_ = value;
     v.index_ = slot;
@@ -90,7 +91,7 @@ class Var : public ExpressionBase {
   }
   bool is_recorded() const { return index_ != kNotRecorded; }
   Index index() const { return index_; }
-  std::uint32_t epoch() const { return epoch_; }
+  Epoch epoch() const { return epoch_; }
 
   template <Operand E>
   Var& operator+=(const E& e);
@@ -109,7 +110,7 @@ class Var : public ExpressionBase {
  private:
   double value_ = 0.0;
   Index index_ = kNotRecorded;
-  std::uint32_t epoch_ = 0;
+  Epoch epoch_ = 0;
 };
 
 /// The same value, cut off from the tape: no gradient flows through it.

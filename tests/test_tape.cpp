@@ -1,5 +1,6 @@
 // The tape's semantics: recording, accumulation, zeroing, backward twice, gradient(), guards,
 // nested scopes, threads, misuse errors, memory.
+#include <atomic>
 #include <cmath>
 #include <thread>
 #include <vector>
@@ -232,4 +233,59 @@ TEST_CASE("re-recording after clear() allocates nothing, and the arena keeps its
   CHECK(second == first);
   CHECK(tape.bytes_reserved() == reserved);
   CHECK(tape.node_count() == 5003);
+}
+
+TEST_CASE("tapes are told apart for good: 64-bit epochs, slots checked before any write") {
+  static_assert(sizeof(Epoch) == 8, "epochs must not repeat within a process");
+  Tape tape;
+  TapeScope scope(tape);
+  const Epoch first = tape.epoch();
+  tape.clear();
+  CHECK(tape.epoch() != first);
+  Tape other;
+  CHECK(other.epoch() != tape.epoch());
+  // A handle whose epoch matches but whose slot does not exist (what a repeated 32-bit epoch
+  // allowed) is refused before anything is written.
+  const Var real = 1.0;
+  const Var forged = Var::recorded(2.0, 1'000'000, tape.epoch());
+  CHECK_THROWS_AS((void)Var(forged * real), TapeError);
+  CHECK_THROWS_AS(forged.backward(), TapeError);
+  CHECK_THROWS_AS(forged.grad(), TapeError);
+  CHECK(tape.statement_count() == 0);
+}
+
+TEST_CASE("one tape made active on two threads at once is a TapeError, not a crash") {
+  Tape shared;
+  std::atomic<int> stage{0};
+  double first_gradient = 0;
+  std::thread first([&] {
+    TapeScope scope(shared);
+    Var x = 1.0;
+    stage = 1;
+    while (stage.load() != 2) std::this_thread::yield();
+    first_gradient = gradient(Var(x * 3.0), x)[0];
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  CHECK_THROWS_WITH_AS(TapeScope{shared}, doctest::Contains("another thread has active"),
+                       TapeError);
+  stage = 2;
+  first.join();
+  CHECK(first_gradient == 3.0);  // the first thread was not disturbed
+
+  // A thread's own tape belongs to it for good.
+  Tape& own = Tape::active();
+  bool refused = false;
+  std::thread([&] {
+    try {
+      TapeScope borrow(own);
+    } catch (const TapeError&) {
+      refused = true;
+    }
+  }).join();
+  CHECK(refused);
+
+  // Handed over once the other thread's scope has ended: fine.
+  TapeScope mine(shared);
+  const Var z = 2.0;
+  CHECK(gradient(Var(z * z), z)[0] == 4.0);
 }

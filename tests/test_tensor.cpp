@@ -43,6 +43,21 @@ TEST_CASE("creation") {
                        std::invalid_argument);
 }
 
+TEST_CASE("shapes whose size would overflow are refused before anything is allocated") {
+  Tape tape;
+  TapeScope scope(tape);
+  const std::int64_t two_32 = std::int64_t{1} << 32, two_62 = std::int64_t{1} << 62;
+  CHECK_THROWS_WITH_AS(T::zeros({two_62}), doctest::Contains("has more than"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(T::zeros({two_32, two_32}), std::invalid_argument);  // wrapped to 0 before
+  CHECK_THROWS_AS(T::zeros({3, two_62}), std::invalid_argument);       // negative before
+  CHECK_THROWS_AS(Tensor<float>::ones({two_32, two_32, 4}), std::invalid_argument);
+  CHECK(T::zeros({0, two_32}).size() == 0);  // empty is fine
+  const T small = T::ones({2, 3});
+  CHECK_THROWS_AS(reshape(small, {two_62, -1, 4}), std::invalid_argument);
+  CHECK_THROWS_AS(T::arange(0, 1e300, 1), std::invalid_argument);
+}
+
 TEST_CASE("broadcasting follows NumPy's rules") {
   Tape tape;
   TapeScope scope(tape);

@@ -115,10 +115,10 @@ class Tensor {
   void backward() const;
 
   std::uint32_t id() const { return id_; }
-  std::uint32_t epoch() const { return epoch_; }
+  Epoch epoch() const { return epoch_; }
   /// The node's record on the active tape; throws a TapeError for a stale or empty handle.
   detail::TensorNode& node(const char* what) const;
-  static Tensor wrap(std::uint32_t id, std::uint32_t epoch) {
+  static Tensor wrap(std::uint32_t id, Epoch epoch) {
     Tensor t;
     t.id_ = id;
     t.epoch_ = epoch;
@@ -127,7 +127,7 @@ class Tensor {
 
  private:
   std::uint32_t id_ = 0;
-  std::uint32_t epoch_ = 0;  // 0: empty handle
+  Epoch epoch_ = 0;  // 0: empty handle
 };
 
 extern template class Tensor<float>;
