@@ -2,8 +2,9 @@
 # The project's two commands, on a fresh Debian 12 machine:
 #   ./dev.sh run    build, then run the main job: the tutorial's MNIST MLP (examples/mnist_mlp)
 #                   on the 10,000 digits shipped in data/mnist-10k
-#   ./dev.sh test   build, then run the tests: Release, then AddressSanitizer + UBSan,
-#                   then a quick smoke run of the benchmarks (never a gate on speed)
+#   ./dev.sh test   build, then run the tests: Release, then AddressSanitizer + UBSan, then the
+#                   threads tests under ThreadSanitizer, then a quick smoke run of the benchmarks
+#                   (never a gate on speed)
 # and one more:
 #   ./dev.sh tutorial   build, then run the tutorial's first four steps (neuron … train_2_2_1)
 # Missing Debian packages are installed when run as root; otherwise the exact apt-get line is
@@ -71,6 +72,10 @@ tests() {
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure | tee build-asan/ctest.log
 
+  echo "== ThreadSanitizer build: the tests that use threads"
+  mkdir -p build-tsan
+  scripts/tsan.sh 2>&1 | tee build-tsan/tsan.log
+
   echo "== Benchmarks, smoke run (timings here are not a gate)"
   for b in build/bench/bench_*; do
     "$b" --benchmark_min_time=0.01 >/dev/null
@@ -80,6 +85,7 @@ tests() {
   echo "== All tests passed"
   echo "Release:       $(grep 'tests passed' build/ctest.log)"
   echo "ASan + UBSan:  $(grep 'tests passed' build-asan/ctest.log)"
+  echo "TSan:          $(grep 'test cases:' build-tsan/tsan.log)"
   grep 'tests passed' build-asan/ctest.log
 }
 
