@@ -41,12 +41,12 @@ Tensor<float> activate(const Tensor<float>& x, Activation activation) {
 }
 
 Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOptions options)
-    : weights_("weights", in > 0 && out > 0 ? Shape{in, out} : Shape{0}),
-      bias_("bias", Shape{std::max<std::int64_t>(out, 0)}),
-      activation_(activation) {
+    : activation_(activation) {
   if (in <= 0 || out <= 0)
     throw std::invalid_argument(
         fmt::format("Dense: in = {} and out = {}: both must be > 0", in, out));
+  weight_ = &register_parameter("weight", {in, out});
+  bias_ = &register_parameter("bias", {out});
   std::mt19937_64 rng(options.seed);
   const double fan_in = double(in), fan_out = double(out);
   switch (options.init) {
@@ -55,12 +55,12 @@ Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOpti
       const double limit = options.init == Init::GlorotUniform ? std::sqrt(6.0 / (fan_in + fan_out))
                                                                : std::sqrt(6.0 / fan_in);
       std::uniform_real_distribution<float> uniform(float(-limit), float(limit));
-      for (float& w : weights_.value) w = uniform(rng);
+      for (float& w : weight_->value) w = uniform(rng);
       break;
     }
     case Init::HeNormal: {
       std::normal_distribution<float> normal(0.0f, float(std::sqrt(2.0 / fan_in)));
-      for (float& w : weights_.value) w = normal(rng);
+      for (float& w : weight_->value) w = normal(rng);
       break;
     }
   }
@@ -71,7 +71,7 @@ Tensor<float> Dense::forward(const Tensor<float>& x) {
     throw std::invalid_argument(
         fmt::format("Dense({} → {}): input has shape {}, expected (batch, {})", in(), out(),
                     x.shape().str(), in()));
-  return activate(matmul(x, weights_.on_tape()) + bias_.on_tape(), activation_);
+  return activate(matmul(x, weight_->on_tape()) + bias_->on_tape(), activation_);
 }
 
 Tensor<float> Sequential::forward(const Tensor<float>& x) {
@@ -80,17 +80,11 @@ Tensor<float> Sequential::forward(const Tensor<float>& x) {
   return y;
 }
 
-std::vector<Parameter*> Sequential::parameters() {
-  std::vector<Parameter*> all;
-  for (auto& layer : layers_)
-    for (Parameter* p : layer->parameters()) all.push_back(p);
-  return all;
+std::string Dense::describe() const {
+  return fmt::format("Dense({} → {}, {})", weight_->shape[0], weight_->shape[1],
+                     to_string(activation_));
 }
 
-std::int64_t Sequential::parameter_count() {
-  std::int64_t n = 0;
-  for (Parameter* p : parameters()) n += p->shape.size();
-  return n;
-}
+std::string Sequential::describe() const { return fmt::format("Sequential({} layers)", size()); }
 
 }  // namespace nn

@@ -1,12 +1,12 @@
 #pragma once
-// Layers: a Module maps a batch tensor to a batch tensor and owns its parameters.
+// Layers: the library's modules (module.hpp): Dense, Sequential.
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "autodiff/tensor.hpp"
-#include "nn/parameter.hpp"
+#include "nn/module.hpp"
 
 namespace nn {
 
@@ -14,14 +14,6 @@ enum class Activation { Linear, Relu, Sigmoid, Tanh, Softmax };
 const char* to_string(Activation activation);
 /// The activation applied to a batch (softmax along the last axis).
 Tensor<float> activate(const Tensor<float>& x, Activation activation);
-
-class Module {
- public:
-  virtual ~Module() = default;
-  virtual Tensor<float> forward(const Tensor<float>& x) = 0;
-  virtual std::vector<Parameter*> parameters() = 0;
-  Tensor<float> operator()(const Tensor<float>& x) { return forward(x); }
-};
 
 enum class Init {
   GlorotUniform,  // Keras's default: U(−l, l), l = √(6 / (fan_in + fan_out))
@@ -42,34 +34,44 @@ class Dense : public Module {
   Dense(std::int64_t in, std::int64_t out, Activation activation = Activation::Linear,
         DenseOptions options = {});
   Tensor<float> forward(const Tensor<float>& x) override;
-  std::vector<Parameter*> parameters() override { return {&weights_, &bias_}; }
+  std::string describe() const override;
 
-  std::int64_t in() const { return weights_.shape[0]; }
-  std::int64_t out() const { return weights_.shape[1]; }
+  std::int64_t in() const { return weight_->shape[0]; }
+  std::int64_t out() const { return weight_->shape[1]; }
   Activation activation() const { return activation_; }
-  Parameter& weights() { return weights_; }
-  Parameter& bias() { return bias_; }
+  /// The parameters "weight" (in, out) and "bias" (out,).
+  Parameter& weights() { return *weight_; }
+  Parameter& bias() { return *bias_; }
 
  private:
-  Parameter weights_, bias_;
+  Parameter* weight_;
+  Parameter* bias_;
   Activation activation_;
 };
 
-/// Layers applied in order.
+/// Modules applied in order, named "0", "1", … unless given a name.
 class Sequential : public Module {
  public:
-  template <class Layer>
+  template <std::derived_from<Module> Layer>
   Sequential& add(Layer layer) {
-    layers_.push_back(std::make_unique<Layer>(std::move(layer)));
+    return add(std::to_string(layers_.size()), std::move(layer));
+  }
+  template <std::derived_from<Module> Layer>
+  Sequential& add(std::string name, Layer layer) {
+    layers_.push_back(&register_module(std::move(name), std::move(layer)));
     return *this;
   }
   Tensor<float> forward(const Tensor<float>& x) override;
-  std::vector<Parameter*> parameters() override;
+  std::string describe() const override;
   std::size_t size() const { return layers_.size(); }
-  std::int64_t parameter_count();
+  /// Layer i, as its type (throws if it is not one).
+  template <std::derived_from<Module> M>
+  M& layer(std::size_t i) {
+    return child<M>(i);
+  }
 
  private:
-  std::vector<std::unique_ptr<Module>> layers_;
+  std::vector<Module*> layers_;
 };
 
 }  // namespace nn

@@ -1,0 +1,105 @@
+#include "nn/module.hpp"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace nn {
+
+void Module::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos)
+    throw std::invalid_argument(
+        fmt::format("{}: the name \"{}\" is not allowed: expected a non-empty name without '.'",
+                    describe(), name));
+  for (const auto& [existing, _] : parameters_)
+    if (existing == name)
+      throw std::invalid_argument(
+          fmt::format("{}: a parameter named \"{}\" is already registered", describe(), name));
+  for (const auto& [existing, _] : children_)
+    if (existing == name)
+      throw std::invalid_argument(
+          fmt::format("{}: a child named \"{}\" is already registered", describe(), name));
+}
+
+Parameter& Module::register_parameter(std::string name, const Shape& shape) {
+  check_new_name(name);
+  auto parameter = std::make_unique<Parameter>(name, shape);
+  Parameter& p = *parameter;
+  parameters_.emplace_back(std::move(name), std::move(parameter));
+  registered_child_.push_back(false);
+  return p;
+}
+
+void Module::adopt(std::string name, std::unique_ptr<Module> child) {
+  check_new_name(name);
+  child->train(training_);
+  children_.emplace_back(std::move(name), std::move(child));
+  registered_child_.push_back(true);
+}
+
+void Module::collect(const std::string& prefix, std::vector<NamedParameter>& out) {
+  std::size_t parameter = 0, child = 0;
+  for (const bool is_child : registered_child_) {
+    if (is_child) {
+      auto& [name, module] = children_[child++];
+      module->collect(prefix + name + ".", out);
+    } else {
+      auto& [name, p] = parameters_[parameter++];
+      out.push_back({prefix + name, p.get()});
+    }
+  }
+}
+
+std::vector<NamedParameter> Module::named_parameters() {
+  std::vector<NamedParameter> all;
+  collect("", all);
+  return all;
+}
+
+std::vector<Parameter*> Module::parameters() {
+  std::vector<Parameter*> all;
+  for (const NamedParameter& p : named_parameters()) all.push_back(p.parameter);
+  return all;
+}
+
+std::int64_t Module::parameter_count() {
+  std::int64_t n = 0;
+  for (Parameter* p : parameters()) n += p->shape.size();
+  return n;
+}
+
+Module& Module::child(std::size_t index) {
+  if (index >= children_.size())
+    throw std::out_of_range(
+        fmt::format("{}: no child {}, it has {}", describe(), index, children_.size()));
+  return *children_[index].second;
+}
+
+Module& Module::child(std::string_view name) {
+  std::string names;
+  for (auto& [existing, child] : children_) {
+    if (existing == name) return *child;
+    names += (names.empty() ? "" : ", ") + existing;
+  }
+  throw std::out_of_range(fmt::format("{}: no child named \"{}\" (children: {})", describe(), name,
+                                      names.empty() ? "none" : names));
+}
+
+const std::string& Module::child_name(std::size_t index) const {
+  if (index >= children_.size())
+    throw std::out_of_range(
+        fmt::format("{}: no child {}, it has {}", describe(), index, children_.size()));
+  return children_[index].first;
+}
+
+void Module::train(bool training) {
+  training_ = training;
+  for (auto& [_, child] : children_) child->train(training);
+}
+
+void Module::throw_wrong_type(const std::string& which, const std::string& what) {
+  throw std::invalid_argument(
+      fmt::format("child {} is a {}, not of the type asked for", which, what));
+}
+
+}  // namespace nn
