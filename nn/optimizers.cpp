@@ -41,9 +41,36 @@ void AdamOptions::validate() const {
   require(epsilon_ >= 0 && std::isfinite(epsilon_), "Adam", "epsilon", epsilon_, "≥ 0");
 }
 
+void Optimizer::watch_tape() {
+  // A tape cleared every step has the same size at every step; one that is never cleared grows.
+  const std::size_t bytes = autodiff::Tape::active().bytes_used();
+  growing_steps_ = bytes > last_tape_bytes_ && last_tape_bytes_ > 0 ? growing_steps_ + 1 : 0;
+  last_tape_bytes_ = bytes;
+  if (growing_steps_ >= kTapeGrowthSteps && !warned_) {
+    warned_ = true;
+    fmt::print(stderr,
+               "autodiff: warning: the tape has grown at each of the last {} optimizer steps "
+               "({} bytes now): call tape.clear() at the start of each step (or use "
+               "nn::train_step), or every step costs more than the last\n",
+               growing_steps_, bytes);
+  }
+}
+
 Adam::Adam(AdamOptions options) : options_(options) { options_.validate(); }
 
-void Adam::step(std::span<Parameter* const> parameters) {
+void Adam::set_learning_rate(double rate) {
+  AdamOptions changed = options_;
+  changed.learning_rate(rate).validate();
+  options_ = changed;
+}
+
+void SGD::set_learning_rate(double rate) {
+  SGDOptions changed = options_;
+  changed.learning_rate(rate).validate();
+  options_ = changed;
+}
+
+void Adam::update(std::span<Parameter* const> parameters) {
   match_buffers(m_, parameters, "Adam");
   match_buffers(v_, parameters, "Adam");
   ++t_;
@@ -77,7 +104,7 @@ void SGDOptions::validate() const {
 
 SGD::SGD(SGDOptions options) : options_(options) { options_.validate(); }
 
-void SGD::step(std::span<Parameter* const> parameters) {
+void SGD::update(std::span<Parameter* const> parameters) {
   match_buffers(velocity_, parameters, "SGD");
   const float lr = float(options_.learning_rate_), mu = float(options_.momentum_);
   for (std::size_t k = 0; k < parameters.size(); ++k) {

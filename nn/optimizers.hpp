@@ -13,8 +13,31 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   /// One update of every parameter from its grad; the grads are zeroed in the same pass.
-  virtual void step(std::span<Parameter* const> parameters) = 0;
+  /// In a hand-written loop that forgets tape.clear(), every step records on top of the last and
+  /// costs more than it: the first time the active tape is seen growing over several steps, a
+  /// warning says so on stderr (once per optimizer).
+  void step(std::span<Parameter* const> parameters) {
+    watch_tape();
+    update(parameters);
+  }
+  /// Whether step() has warned that the tape keeps growing.
+  bool tape_growth_reported() const { return warned_; }
+  virtual double learning_rate() const = 0;
+  /// For schedules; throws std::invalid_argument unless rate > 0 and finite.
+  virtual void set_learning_rate(double rate) = 0;
+
+ protected:
+  virtual void update(std::span<Parameter* const> parameters) = 0;
+
+ private:
+  void watch_tape();
+  std::size_t last_tape_bytes_ = 0;
+  int growing_steps_ = 0;
+  bool warned_ = false;
 };
+
+/// How many consecutive steps the tape may grow before Optimizer::step warns.
+inline constexpr int kTapeGrowthSteps = 8;
 
 /// Keras's defaults. Setters chain: AdamOptions().learning_rate(3e-4).beta1(0.8).
 struct AdamOptions {
@@ -44,8 +67,12 @@ struct AdamOptions {
 class Adam : public Optimizer {
  public:
   explicit Adam(AdamOptions options = {});
-  void step(std::span<Parameter* const> parameters) override;
   std::int64_t iterations() const { return t_; }
+  double learning_rate() const override { return options_.learning_rate_; }
+  void set_learning_rate(double rate) override;
+
+ protected:
+  void update(std::span<Parameter* const> parameters) override;
 
  private:
   AdamOptions options_;
@@ -76,7 +103,11 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   explicit SGD(SGDOptions options = {});
-  void step(std::span<Parameter* const> parameters) override;
+  double learning_rate() const override { return options_.learning_rate_; }
+  void set_learning_rate(double rate) override;
+
+ protected:
+  void update(std::span<Parameter* const> parameters) override;
 
  private:
   SGDOptions options_;

@@ -100,3 +100,22 @@ TEST_CASE("a model that is not a Sequential trains, and moving it keeps its para
   MESSAGE("residual block regression: loss " << first << " → " << last);
   CHECK(last < 0.01 * first);
 }
+
+TEST_CASE("a hand-written loop that never clears the tape is reported, a cleared one is not") {
+  autodiff::Tape tape;
+  autodiff::TapeScope scope(tape);
+  auto run = [&](bool clear) {
+    nn::Dense dense(3, 1);
+    nn::SGD sgd;
+    const auto params = dense.parameters();
+    for (int step = 0; step < 20; ++step) {
+      if (clear) tape.clear();
+      const auto x = Tensor<float>::ones({4, 3});
+      sum(dense(x)).backward();
+      sgd.step(params);
+    }
+    return sgd.tape_growth_reported();
+  };
+  CHECK(run(true) == false);
+  CHECK(run(false) == true);  // and a warning was printed on stderr, once
+}
