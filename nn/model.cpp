@@ -3,16 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <random>
 
 #include <fmt/format.h>
+
+#include "nn/atomic_file.hpp"
 
 namespace nn {
 namespace {
@@ -113,24 +112,7 @@ void History::write_csv(const std::string& path) const {
   for (const EpochLog& e : epochs)
     text += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f}\n", e.epoch, e.loss, e.accuracy,
                         e.val_loss, e.val_accuracy, e.seconds);
-  const std::string temporary = fmt::format("{}.tmp.{}", path, ::getpid());
-  std::FILE* f = std::fopen(temporary.c_str(), "wb");
-  if (!f)
-    throw DataError(fmt::format("{}: cannot write the history ({})", path, std::strerror(errno)));
-  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const bool flushed = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  const bool closed = std::fclose(f) == 0;
-  std::error_code error;
-  if (!(written && flushed && closed)) {
-    std::filesystem::remove(temporary, error);
-    throw DataError(fmt::format("{}: writing the history failed; nothing was written", path));
-  }
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    throw DataError(
-        fmt::format("{}: cannot move the history into place; nothing was written", path));
-  }
+  write_file_atomically(path, text, "the history");
 }
 
 Model::Model(Sequential network, LossFunction loss, std::unique_ptr<Optimizer> optimizer)

@@ -47,7 +47,7 @@ struct EpochLog {
 struct History {
   std::vector<EpochLog> epochs;
   /// `epoch,loss,accuracy,val_loss,val_accuracy,seconds`, one row per epoch. The file is written
-  /// whole or not at all (a temporary file renamed into place); throws DataError on failure.
+  /// whole or not at all (write_file_atomically); throws DataError on failure.
   void write_csv(const std::string& path) const;
 };
 
