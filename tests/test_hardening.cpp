@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <limits>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -102,4 +103,102 @@ TEST_CASE("history: a failed write leaves no temporary file, and the old file in
     CHECK(dir.listing() == std::set<std::string>{"file.txt", "history.csv", "sub"});
     CHECK(dir.listing("sub").empty());
   }
+}
+
+// ---- fit's batch arithmetic and options ----
+
+namespace {
+
+// 40 rows of 4 features in 3 classes, deterministic.
+nn::Dataset small_dataset() {
+  std::vector<std::uint8_t> images(40 * 4);
+  std::vector<std::int32_t> labels(40);
+  for (std::size_t i = 0; i < images.size(); ++i) images[i] = std::uint8_t((i * 37 + 11) % 256);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t((i * 7) % 3);
+  return nn::Dataset(std::move(images), std::move(labels), 4, 3);
+}
+
+nn::Model small_model() {
+  nn::Sequential network;
+  network.add(nn::Dense(4, 3, nn::Activation::Softmax, {.seed = 5}));
+  return nn::Model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+}
+
+}  // namespace
+
+TEST_CASE("fit: a batch size up to the int64 maximum trains on one batch of all the rows") {
+  const nn::Dataset data = small_dataset();
+  nn::Model reference = small_model();
+  const nn::History expected =
+      reference.fit(data, {.batch_size = 40, .epochs = 2, .shuffle = false, .verbose = 0});
+  REQUIRE(expected.epochs[1].loss > 0);
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  for (const std::int64_t batch_size : {kMax, kMax - 1, kMax - 38, std::int64_t(41)}) {
+    INFO("batch_size ", batch_size);  // bad inputs: 3 (the first three overflowed)
+    nn::Model model = small_model();
+    const nn::History history =
+        model.fit(data, {.batch_size = batch_size, .epochs = 2, .shuffle = false, .verbose = 0});
+    REQUIRE(history.epochs.size() == 2);
+    CHECK(history.epochs[1].loss == expected.epochs[1].loss);
+    CHECK(model.network().parameters()[0]->value == reference.network().parameters()[0]->value);
+    const nn::Evaluation all = model.evaluate(data, batch_size);
+    CHECK(all.loss == doctest::Approx(model.evaluate(data, 7).loss).epsilon(1e-6));
+    CHECK(model.predict(data, batch_size) == model.predict(data, 40));
+  }
+  // With a validation split too: one batch of the 30 training rows, 10 validate.
+  nn::Model split = small_model();
+  const nn::History history =
+      split.fit(data, {.batch_size = kMax, .epochs = 1, .validation_split = 0.25, .verbose = 0});
+  CHECK(history.epochs[0].loss > 0);
+  CHECK(history.epochs[0].val_loss > 0);
+}
+
+TEST_CASE("fit and evaluate: every option is range-checked and named, before any training") {
+  const nn::Dataset data = small_dataset();
+  nn::Model model = small_model();
+  const std::vector<float> initial = model.network().parameters()[0]->value;
+  struct Case {
+    nn::FitOptions options;
+    const char* message;
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Case cases[] = {
+      // bad inputs: 12
+      {{.batch_size = 0}, "fit: batch_size is 0, expected > 0"},
+      {{.batch_size = -1}, "fit: batch_size is -1, expected > 0"},
+      {{.batch_size = std::numeric_limits<std::int64_t>::min()},
+       "fit: batch_size is -9223372036854775808, expected > 0"},
+      {{.epochs = -1}, "fit: epochs is -1, expected ≥ 0"},
+      {{.epochs = std::numeric_limits<int>::min()}, "fit: epochs is -2147483648, expected ≥ 0"},
+      {{.validation_split = -0.1}, "fit: validation_split is -0.1, expected in [0, 1)"},
+      {{.validation_split = 1.0}, "fit: validation_split is 1, expected in [0, 1)"},
+      {{.validation_split = nan}, "fit: validation_split is nan, expected in [0, 1)"},
+      {{.validation_split = std::numeric_limits<double>::infinity()},
+       "fit: validation_split is inf, expected in [0, 1)"},
+      {{.verbose = -1}, "fit: verbose is -1, expected 0, 1 or 2"},
+      {{.verbose = 3}, "fit: verbose is 3, expected 0, 1 or 2"},
+      {{.validation_split = 0.99}, "fit: no training rows left out of 40"},
+  };
+  for (const Case& c : cases) {
+    CHECK_THROWS_WITH_AS(model.fit(data, c.options), c.message, std::invalid_argument);
+  }
+  CHECK(model.network().parameters()[0]->value == initial);  // nothing trained
+
+  // bad inputs: 5
+  CHECK_THROWS_WITH_AS(model.fit(nn::Dataset(), {.verbose = 0}),
+                       "fit: no training rows left out of 0", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.evaluate(data.slice(0, 0)),
+                       "evaluate: the dataset is empty: no loss or accuracy to report",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.evaluate(data, 0), "evaluate: batch_size is 0, expected > 0",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.predict(data, -5), "predict: batch_size is -5, expected > 0",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::validation_split_point(-5, 0.1), "fit: -5 rows, expected ≥ 0",
+                       std::invalid_argument);
+  // The split of the largest count: exact, not a rounded double cast back out of range.
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK(nn::validation_split_point(kMax, 0.0) == kMax);
+  CHECK(nn::validation_split_point(kMax, 1e-300) == kMax);
+  CHECK(nn::validation_split_point(kMax, 0.5) == kMax / 2 + 1);  // ⌊2^63 / 2⌋ in doubles
 }
