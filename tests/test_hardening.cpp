@@ -202,3 +202,83 @@ TEST_CASE("fit and evaluate: every option is range-checked and named, before any
   CHECK(nn::validation_split_point(kMax, 1e-300) == kMax);
   CHECK(nn::validation_split_point(kMax, 0.5) == kMax / 2 + 1);  // ⌊2^63 / 2⌋ in doubles
 }
+
+// ---- Loss targets ----
+
+TEST_CASE("losses: target rows must be one-hot or probability rows; the row is named") {
+  autodiff::Tape tape;
+  autodiff::TapeScope scope(tape);
+  using F = autodiff::Tensor<float>;
+  const F logits = F::from({1, 2, 3, 0, 0, 5}, {2, 3});
+  const F probabilities = F::from({0.2f, 0.7f, 0.1f, 0.5f, 0.4f, 0.1f}, {2, 3});
+  struct Case {
+    std::vector<float> y_true;
+    const char* row;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Case cases[] = {
+      // bad inputs: 6 targets × 3 ways to take them = 18
+      {{0, 1, 0, 0, 0, 0}, "y_true row 1 is [0, 0, 0] (sum 0)"},
+      {{0, 2, -1, 0, 1, 0}, "y_true row 0 is [0, 2, -1] (sum 1)"},
+      {{0, 1, 0, 0.5f, 0.6f, 0}, "y_true row 1 is [0.5, 0.6, 0] (sum 1.1)"},
+      {{0, 1, 0, 1, 1, 1}, "y_true row 1 is [1, 1, 1] (sum 3)"},
+      {{nan, 1, 0, 0, 1, 0}, "y_true row 0 is [nan, 1, 0] (sum nan)"},
+      {{0, 1, 0, 0, std::numeric_limits<float>::infinity(), 0},
+       "y_true row 1 is [0, inf, 0] (sum inf)"},
+  };
+  for (const Case& c : cases) {
+    const F y_true = F::from(c.y_true, {2, 3});
+    INFO(std::string(c.row));
+    for (const auto& [name, y_pred] : {std::pair{"categorical_crossentropy", softmax(logits)},
+                                       std::pair{"categorical_crossentropy", probabilities}}) {
+      const std::string message = fmt::format(
+          "{}: {}: expected a one-hot or probability row, entries ≥ 0 summing to 1", name, c.row);
+      CHECK_THROWS_WITH_AS(nn::categorical_crossentropy(y_true, y_pred), message.c_str(),
+                           std::invalid_argument);
+    }
+    CHECK_THROWS_WITH_AS(nn::categorical_crossentropy_from_logits(y_true, logits),
+                         doctest::Contains("categorical_crossentropy_from_logits: y_true row"),
+                         std::invalid_argument);
+  }
+  // Many classes: the row is shown in part.
+  const F wide = F::zeros({1, 12});
+  CHECK_THROWS_WITH_AS(  // bad inputs: 1
+      nn::categorical_crossentropy(wide, softmax(F::zeros({1, 12}))),
+      "categorical_crossentropy: y_true row 0 is [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, …] (sum 0): "
+      "expected a one-hot or probability row, entries ≥ 0 summing to 1",
+      std::invalid_argument);
+
+  // Soft labels (a probability row) are fine, and give the hand value.
+  const F soft = F::from({0.1f, 0.8f, 0.1f, 0, 0, 1}, {2, 3});
+  const double expected =
+      -(0.1 * std::log(0.2) + 0.8 * std::log(0.7) + 0.1 * std::log(0.1) + std::log(0.1)) / 2;
+  CHECK(nn::categorical_crossentropy(soft, probabilities).item() ==
+        doctest::Approx(expected).epsilon(1e-6));
+  const F smoothed = F::from({1 / 3.0f, 1 / 3.0f, 1 / 3.0f, 0.05f, 0.9f, 0.05f}, {2, 3});
+  CHECK(nn::categorical_crossentropy_from_logits(smoothed, logits).item() > 0);
+
+  // Sparse labels in [0, classes), the offending row named.
+  const std::int32_t labels[][2] = {{1, 3}, {-1, 0}, {0, 2147483647}};  // bad inputs: 3
+  const char* messages[] = {"sparse_categorical_crossentropy: label 3 at row 1 is outside [0, 3)",
+                            "sparse_categorical_crossentropy: label -1 at row 0 is outside [0, 3)",
+                            "sparse_categorical_crossentropy: label 2147483647 at row 1 is "
+                            "outside [0, 3)"};
+  for (int i = 0; i < 3; ++i)
+    CHECK_THROWS_WITH_AS(nn::sparse_categorical_crossentropy(labels[i], softmax(logits)),
+                         messages[i], std::invalid_argument);
+
+  // Shapes. bad inputs: 4
+  CHECK_THROWS_WITH_AS(nn::mean_squared_error(F::zeros({2, 3}), F::zeros({3, 2})),
+                       "mean_squared_error: y_true (2, 3) and y_pred (3, 2) differ in shape",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::categorical_crossentropy_from_logits(F::zeros({2, 3}), F::zeros({6})),
+                       "categorical_crossentropy_from_logits: y_true (2, 3) and logits (6,): "
+                       "expected the same shape (batch, classes)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::categorical_crossentropy(F::zeros({2, 0}), F::zeros({2, 0})),
+                       doctest::Contains("expected the same shape (batch, classes)"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::sparse_categorical_crossentropy(labels[0], F::zeros({3, 3})),
+                       "sparse_categorical_crossentropy: 2 labels for predictions of shape (3, 3)",
+                       std::invalid_argument);
+}
