@@ -3,19 +3,34 @@
 //   batch 32; 10 epochs; validation_split 0.1; then the test set.
 // Runs on the 10,000 digits shipped in data/mnist-10k; --data takes any directory with the
 // four standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
+#include <cstdio>
 #include <memory>
 #include <string>
 
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include "cli_checks.hpp"
+#include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
 #include "nn/model.hpp"
+
+using cli_checks::integer_in;
+using cli_checks::positive;
 
 // ---- Constants: the tutorial's recipe ----
 constexpr std::int64_t kInputs = 28 * 28;
 constexpr std::int64_t kClasses = 10;
 constexpr double kValidationSplit = 0.1;
+
+// ---- Limits of the command line: far above any sensible run, and low enough that no size
+// computed from them can overflow or ask for an absurd amount of memory ----
+constexpr long long kMaxEpochs = 100'000;
+constexpr long long kMaxBatchSize = 1 << 20;
+constexpr long long kMaxHidden = 16'384;  // 784 × 16,384 weights: 51 MB, 205 MB with Adam's state
+constexpr long long kMaxSeed = 4'294'967'295;  // 2^32 − 1
+constexpr long long kMaxThreads = 256;
+constexpr double kMaxLearningRate = 1.0;
 
 struct Settings {
   std::string data = AUTODIFF_DEFAULT_DATA_DIR;
@@ -48,15 +63,6 @@ nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) 
 // ---- Evaluation ----
 double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(data).accuracy; }
 
-// "must be > 0", for numbers of any type (CLI11's PositiveNumber prints DBL_MAX as its bound).
-const CLI::Validator positive(
-    [](std::string& text) {
-      double value = 0;
-      return CLI::detail::lexical_cast(text, value) && value > 0 ? std::string()
-                                                                 : "must be > 0, got " + text;
-    },
-    "> 0");
-
 int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"The tutorial's MNIST MLP: 784 → Dense(128, relu) → Dense(10, softmax), Adam"};
@@ -64,27 +70,44 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--epochs", s.epochs, "passes over the training data")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, kMaxEpochs));
   app.add_option("--batch-size", s.batch_size, "images per step")
       ->capture_default_str()
-      ->check(positive);
+      ->check(CLI::Validator(positive).description(""))
+      ->check(integer_in(1, kMaxBatchSize));
   app.add_option("--lr", s.learning_rate, "Adam's learning rate")
       ->capture_default_str()
-      ->check(positive);
+      ->check(cli_checks::positive_at_most(kMaxLearningRate));
   app.add_option("--hidden", s.hidden, "units in the hidden layer")
       ->capture_default_str()
-      ->check(positive);
+      ->check(integer_in(1, kMaxHidden));
   app.add_option("--seed", s.seed, "seed of the initial weights and of the shuffling")
-      ->capture_default_str();
-  app.add_option("--threads", s.threads, "BLAS threads")->capture_default_str()->check(positive);
+      ->capture_default_str()
+      ->check(integer_in(0, kMaxSeed));
+  app.add_option("--threads", s.threads, "BLAS threads")
+      ->capture_default_str()
+      ->check(integer_in(1, kMaxThreads));
   app.add_option("--history", s.history,
-                 "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV");
+                 "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV (checked for "
+                 "writability before training; written whole or not at all)");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // Everything that can be checked is, before the work: a bad output path is not found out
+    // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
+    if (!s.history.empty()) nn::check_writable(s.history, "the history");
     autodiff::set_blas_threads(s.threads);
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
+    for (const auto& [data, prefix] : {std::pair{&train_data, "train"}, {&test_data, "t10k"}}) {
+      if (data->size() == 0)
+        throw nn::DataError(
+            fmt::format("{}: {}-images-idx3-ubyte holds no images", s.data, prefix));
+      if (data->features() != kInputs)
+        throw nn::DataError(
+            fmt::format("{}: {}-images-idx3-ubyte holds images of {} pixels, expected {} (28 × 28)",
+                        s.data, prefix, data->features(), kInputs));
+    }
     nn::Model model(build_network(s), nn::categorical_crossentropy,
                     std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(s.learning_rate)));
     fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
@@ -94,8 +117,9 @@ int main(int argc, char** argv) {
     const nn::History history = train(model, train_data, s);
     if (!s.history.empty()) history.write_csv(s.history);
     fmt::print("Test accuracy: {}\n", test(model, test_data));
+    cli_checks::flush_stdout();
   } catch (const std::exception& error) {
-    fmt::print(stderr, "mnist_mlp: {}\n", error.what());
+    std::fprintf(stderr, "mnist_mlp: %s\n", error.what());  // cannot throw
     return 1;
   }
 }

@@ -2,11 +2,13 @@
 // per-sample SGD (learning rate 0.1, 1000 epochs), twice from the same initial weights:
 // once with the tutorial's hand-derived gradients, once with the tape's.
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include "cli_checks.hpp"
 #include "tutorial_network.hpp"
 
 constexpr double kLearnRate = 0.1;
@@ -20,13 +22,7 @@ tutorial::Params initial_weights(unsigned seed) {
   return p;
 }
 
-int main(int argc, char** argv) {
-  CLI::App app{"Trains the tutorial's 2-2-1 network with hand-derived and with tape gradients"};
-  unsigned seed = 1;
-  app.add_option("--seed", seed, "seed of the standard-normal initial weights")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-
+void train(unsigned seed) {
   tutorial::Params by_hand = initial_weights(seed);
   tutorial::Params by_tape = by_hand;
   fmt::print("{:>6} {:>16} {:>16} {:>10}\n", "epoch", "loss (hand)", "loss (tape)", "|diff|");
@@ -43,4 +39,20 @@ int main(int argc, char** argv) {
   }
   fmt::print("final loss: hand {:.12f}, tape {:.12f}\n", tutorial::total_loss(by_hand),
              tutorial::total_loss(by_tape));
+}
+
+int main(int argc, char** argv) {
+  CLI::App app{"Trains the tutorial's 2-2-1 network with hand-derived and with tape gradients"};
+  unsigned seed = 1;
+  app.add_option("--seed", seed, "seed of the standard-normal initial weights")
+      ->capture_default_str()
+      ->check(cli_checks::integer_in(0, 4'294'967'295));  // all of unsigned, and never -1
+  CLI11_PARSE(app, argc, argv);
+  try {
+    train(seed);
+    cli_checks::flush_stdout();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "train_2_2_1: %s\n", error.what());  // cannot throw
+    return 1;
+  }
 }

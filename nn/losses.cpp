@@ -1,8 +1,11 @@
 #include "nn/losses.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "nn/checks.hpp"
 
@@ -19,6 +22,43 @@ auto mean_squared_error(std::span<const double> y_true, std::span<const T> y_pre
     total += error * error;
   }
   return T(total / static_cast<double>(y_true.size()));
+}
+
+// How far a target row's sum may be from 1: float rounding of soft labels, with room to spare.
+constexpr double kRowSumTolerance = 1e-3;
+
+// Throws unless y_true and y_pred are both (batch, classes).
+void check_batch_shapes(const Tensor<float>& y_true, const Tensor<float>& y_pred, const char* op,
+                        const char* pred_name) {
+  if (!(y_true.shape() == y_pred.shape()) || y_pred.rank() != 2 || y_pred.shape()[1] == 0)
+    throw std::invalid_argument(
+        fmt::format("{}: y_true {} and {} {}: expected the same shape (batch, classes)", op,
+                    y_true.shape().str(), pred_name, y_pred.shape().str()));
+}
+
+// Each row of y_true must be a one-hot or probability row: entries ≥ 0 summing to 1. One pass
+// over y_true, which is as small as the output layer (32 × 10 for the MLP): cheap enough for
+// every training step. NaN fails both tests.
+void check_target_rows(const Tensor<float>& y_true, const char* op) {
+  const std::span<const float> y = y_true.data();
+  const std::int64_t rows = y_true.shape()[0], classes = y_true.shape()[1];
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::span<const float> row = y.subspan(std::size_t(r * classes), std::size_t(classes));
+    double sum = 0;
+    bool non_negative = true;
+    for (const float v : row) {
+      non_negative &= v >= 0.0f;
+      sum += double(v);
+    }
+    if (non_negative && std::fabs(sum - 1.0) <= kRowSumTolerance) continue;
+    constexpr std::size_t kShown = 10;
+    const std::size_t shown = std::min(row.size(), kShown);
+    throw std::invalid_argument(fmt::format(
+        "{}: y_true row {} is [{}{}] (sum {:.6g}): expected a one-hot or probability row, entries "
+        "≥ 0 "
+        "summing to 1",
+        op, r, fmt::join(row.first(shown), ", "), row.size() > shown ? ", …" : "", sum));
+  }
 }
 }  // namespace
 
@@ -38,11 +78,8 @@ Tensor<float> mean_squared_error(const Tensor<float>& y_true, const Tensor<float
 }
 
 Tensor<float> categorical_crossentropy(const Tensor<float>& y_true, const Tensor<float>& y_pred) {
-  if (!(y_true.shape() == y_pred.shape()) || y_pred.rank() != 2)
-    throw std::invalid_argument(
-        fmt::format("categorical_crossentropy: y_true {} and y_pred {}: expected the same shape "
-                    "(batch, classes)",
-                    y_true.shape().str(), y_pred.shape().str()));
+  check_batch_shapes(y_true, y_pred, "categorical_crossentropy", "y_pred");
+  check_target_rows(y_true, "categorical_crossentropy");
   Tensor<float> logits;
   if (autodiff::is_softmax_output(y_pred, &logits))
     return cross_entropy_with_logits(logits, y_true);
@@ -55,6 +92,8 @@ Tensor<float> categorical_crossentropy(const Tensor<float>& y_true, const Tensor
 
 Tensor<float> categorical_crossentropy_from_logits(const Tensor<float>& y_true,
                                                    const Tensor<float>& logits) {
+  check_batch_shapes(y_true, logits, "categorical_crossentropy_from_logits", "logits");
+  check_target_rows(y_true, "categorical_crossentropy_from_logits");
   return cross_entropy_with_logits(logits, y_true);
 }
 
@@ -64,6 +103,12 @@ Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labe
     throw std::invalid_argument(
         fmt::format("sparse_categorical_crossentropy: {} labels for predictions of shape {}",
                     labels.size(), y_pred.shape().str()));
+  const std::int64_t classes = y_pred.shape()[1];
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < 0 || labels[i] >= classes)
+      throw std::invalid_argument(
+          fmt::format("sparse_categorical_crossentropy: label {} at row {} is outside [0, {})",
+                      labels[i], i, classes));
   return categorical_crossentropy(autodiff::one_hot<float>(labels, y_pred.shape()[1]), y_pred);
 }
 

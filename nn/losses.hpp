@@ -17,7 +17,7 @@ using autodiff::Var;
 Var mse_loss(std::span<const double> y_true, std::span<const Var> y_pred);
 double mse_loss(std::span<const double> y_true, std::span<const double> y_pred);
 
-/// mean((y_true − y_pred)²) over every element.
+/// mean((y_true − y_pred)²) over every element. Throws std::invalid_argument if the shapes differ.
 Tensor<float> mean_squared_error(const Tensor<float>& y_true, const Tensor<float>& y_pred);
 
 /// Keras's categorical cross-entropy on probabilities: rows of y_pred are renormalised to sum
@@ -25,13 +25,20 @@ Tensor<float> mean_squared_error(const Tensor<float>& y_true, const Tensor<float
 /// As in Keras, when y_pred is the output of a softmax the fused, exact form on its logits is
 /// used instead (same value where the clipping does not bite, and a gradient that never
 /// vanishes).
+///
+/// Throws std::invalid_argument, naming the row and showing it, unless y_true and y_pred are
+/// both (batch, classes) and every row of y_true is one-hot or a probability row (entries ≥ 0
+/// summing to 1 within 1e-3; soft labels are fine): an all-zero row would give a loss and a
+/// gradient of 0, a negative entry a negative loss.
 Tensor<float> categorical_crossentropy(const Tensor<float>& y_true, const Tensor<float>& y_pred);
 
-/// The fused, numerically stable form: y_pred holds logits (no softmax applied).
+/// The fused, numerically stable form: y_pred holds logits (no softmax applied). Checks y_true as
+/// categorical_crossentropy does.
 Tensor<float> categorical_crossentropy_from_logits(const Tensor<float>& y_true,
                                                    const Tensor<float>& logits);
 
-/// Integer labels in [0, classes) instead of one-hot rows.
+/// Integer labels in [0, classes) instead of one-hot rows; throws std::invalid_argument naming the
+/// row of a label outside that range.
 Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labels,
                                               const Tensor<float>& y_pred);
 

@@ -3,16 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <random>
 
 #include <fmt/format.h>
+
+#include "nn/atomic_file.hpp"
 
 namespace nn {
 namespace {
@@ -78,17 +77,32 @@ void check_batch_size(std::int64_t batch_size, const char* where) {
         fmt::format("{}: batch_size is {}, expected > 0", where, batch_size));
 }
 
+void check_fit_options(const FitOptions& options) {
+  check_batch_size(options.batch_size, "fit");
+  if (options.epochs < 0)
+    throw std::invalid_argument(fmt::format("fit: epochs is {}, expected ≥ 0", options.epochs));
+  if (options.verbose < 0 || options.verbose > 2)
+    throw std::invalid_argument(
+        fmt::format("fit: verbose is {}, expected 0, 1 or 2", options.verbose));
+  validation_split_point(0, options.validation_split);  // checks the fraction
+}
+
 }  // namespace
 
 std::int64_t validation_split_point(std::int64_t rows, double fraction) {
   if (!(fraction >= 0.0 && fraction < 1.0))
     throw std::invalid_argument(
         fmt::format("fit: validation_split is {}, expected in [0, 1)", fraction));
-  return static_cast<std::int64_t>(std::floor(double(rows) * (1.0 - fraction)));
+  if (rows < 0) throw std::invalid_argument(fmt::format("fit: {} rows, expected ≥ 0", rows));
+  if (fraction == 0.0) return rows;
+  // double(rows) may round up: never past rows (nor past the largest int64).
+  const double kept = std::floor(double(rows) * (1.0 - fraction));
+  return kept >= double(rows) ? rows : static_cast<std::int64_t>(kept);
 }
 
 EpochOrder::EpochOrder(std::int64_t rows, bool shuffle, std::uint64_t seed)
-    : order_(static_cast<std::size_t>(rows)), shuffle_(shuffle), rng_(seed) {
+    : order_(rows >= 0 ? static_cast<std::size_t>(rows) : 0), shuffle_(shuffle), rng_(seed) {
+  if (rows < 0) throw std::invalid_argument(fmt::format("EpochOrder: {} rows, expected ≥ 0", rows));
   std::iota(order_.begin(), order_.end(), 0);
 }
 
@@ -113,24 +127,7 @@ void History::write_csv(const std::string& path) const {
   for (const EpochLog& e : epochs)
     text += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f}\n", e.epoch, e.loss, e.accuracy,
                         e.val_loss, e.val_accuracy, e.seconds);
-  const std::string temporary = fmt::format("{}.tmp.{}", path, ::getpid());
-  std::FILE* f = std::fopen(temporary.c_str(), "wb");
-  if (!f)
-    throw DataError(fmt::format("{}: cannot write the history ({})", path, std::strerror(errno)));
-  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const bool flushed = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  const bool closed = std::fclose(f) == 0;
-  std::error_code error;
-  if (!(written && flushed && closed)) {
-    std::filesystem::remove(temporary, error);
-    throw DataError(fmt::format("{}: writing the history failed; nothing was written", path));
-  }
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    throw DataError(
-        fmt::format("{}: cannot move the history into place; nothing was written", path));
-  }
+  write_file_atomically(path, text, "the history");
 }
 
 Model::Model(Sequential network, LossFunction loss, std::unique_ptr<Optimizer> optimizer)
@@ -153,15 +150,9 @@ Evaluation Model::train_step(const Dataset& data, std::span<const std::int64_t> 
 }
 
 History Model::fit(const Dataset& data, const FitOptions& options) {
-  check_batch_size(options.batch_size, "fit");
-  if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
-    throw std::invalid_argument(
-        fmt::format("fit: validation_split is {}, expected in [0, 1)", options.validation_split));
-  if (options.epochs < 0)
-    throw std::invalid_argument(fmt::format("fit: epochs is {}, expected ≥ 0", options.epochs));
+  check_fit_options(options);
   // Keras: the validation rows are the last ones, split off before shuffling.
-  const auto split_at =
-      static_cast<std::int64_t>(std::floor(double(data.size()) * (1.0 - options.validation_split)));
+  const std::int64_t split_at = validation_split_point(data.size(), options.validation_split);
   if (split_at <= 0)
     throw std::invalid_argument(fmt::format("fit: no training rows left out of {}", data.size()));
   const bool with_validation = split_at < data.size();
@@ -169,18 +160,21 @@ History Model::fit(const Dataset& data, const FitOptions& options) {
 
   std::FILE* out = options.out ? options.out : stdout;
   EpochOrder epoch_order(split_at, options.shuffle, options.seed);
-  const std::int64_t steps = (split_at + options.batch_size - 1) / options.batch_size;
+  // ⌈split_at / batch_size⌉, without forming split_at + batch_size (which can overflow).
+  const std::int64_t steps =
+      split_at / options.batch_size + (split_at % options.batch_size != 0 ? 1 : 0);
 
   History history;
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  for (int done = 0; done < options.epochs; ++done) {
+    const int epoch = done + 1;
     if (options.verbose > 0) fmt::print(out, "Epoch {}/{}\n", epoch, options.epochs);
     const std::span<const std::int64_t> order = epoch_order.next_epoch();
     ProgressBar progress(out, options.verbose, steps);
     const auto start = Clock::now();
     double loss_sum = 0, accuracy_sum = 0;
     for (std::int64_t step = 0; step < steps; ++step) {
-      const std::int64_t begin = step * options.batch_size;
-      const std::int64_t end = std::min(split_at, begin + options.batch_size);
+      const std::int64_t begin = step * options.batch_size;  // < split_at: no overflow
+      const std::int64_t end = begin + std::min(options.batch_size, split_at - begin);
       const Evaluation batch =
           train_step(data, std::span(order).subspan(std::size_t(begin), std::size_t(end - begin)));
       loss_sum += batch.loss * double(end - begin);  // sample-weighted, as Keras averages
@@ -210,8 +204,8 @@ void Model::for_each_batch(const Dataset& data, std::int64_t batch_size, const c
   autodiff::Tape& tape = autodiff::Tape::active();
   autodiff::NoGradGuard no_grad;
   std::vector<std::int64_t> rows;
-  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
-    rows.resize(std::size_t(std::min(data.size(), begin + batch_size) - begin));
+  for (std::int64_t begin = 0; begin < data.size(); begin += std::int64_t(rows.size())) {
+    rows.resize(std::size_t(std::min(batch_size, data.size() - begin)));  // no overflow
     std::iota(rows.begin(), rows.end(), begin);
     tape.clear();
     f(std::span<const std::int64_t>(rows), network_(data.batch(rows)));
@@ -220,6 +214,8 @@ void Model::for_each_batch(const Dataset& data, std::int64_t batch_size, const c
 }
 
 Evaluation Model::evaluate(const Dataset& data, std::int64_t batch_size) {
+  if (data.size() == 0)
+    throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");
   double loss_sum = 0, correct = 0;
   for_each_batch(
       data, batch_size, "evaluate",
@@ -230,7 +226,6 @@ Evaluation Model::evaluate(const Dataset& data, std::int64_t batch_size) {
             double(loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred).item()) * n;
         correct += accuracy(labels_, y_pred) * n;
       });
-  if (data.size() == 0) return {0, 0};
   return {loss_sum / double(data.size()), correct / double(data.size())};
 }
 

@@ -22,7 +22,9 @@
 namespace nn {
 
 struct FitOptions {
+  /// > 0; larger than the training rows means one batch of all of them.
   std::int64_t batch_size = 32;
+  /// ≥ 0.
   int epochs = 1;
   /// The last fraction of the data, taken before any shuffling, is held out for validation
   /// (Keras's rule); in [0, 1).
@@ -31,7 +33,7 @@ struct FitOptions {
   bool shuffle = true;
   std::uint64_t seed = 0;
   /// 0: silent. 1: Keras's progress bar, redrawn in place on a terminal and one line per epoch
-  /// otherwise. 2: one line per epoch.
+  /// otherwise. 2: one line per epoch. Nothing else is accepted.
   int verbose = 1;
   /// Where progress goes (stdout by default).
   std::FILE* out = nullptr;
@@ -47,7 +49,7 @@ struct EpochLog {
 struct History {
   std::vector<EpochLog> epochs;
   /// `epoch,loss,accuracy,val_loss,val_accuracy,seconds`, one row per epoch. The file is written
-  /// whole or not at all (a temporary file renamed into place); throws DataError on failure.
+  /// whole or not at all (write_file_atomically); throws DataError on failure.
   void write_csv(const std::string& path) const;
 };
 
@@ -57,7 +59,8 @@ struct Evaluation {
 };
 
 /// Keras's validation split: rows [0, split) train, rows [split, rows) validate, with
-/// split = ⌊rows·(1 − fraction)⌋, taken before any shuffling. Throws unless fraction ∈ [0, 1).
+/// split = ⌊rows·(1 − fraction)⌋, taken before any shuffling. Throws unless fraction ∈ [0, 1)
+/// and rows ≥ 0.
 std::int64_t validation_split_point(std::int64_t rows, double fraction);
 
 /// The order in which fit visits the training rows: 0, 1, … unshuffled, or a fresh seeded
@@ -82,9 +85,13 @@ class Model {
   Model(Sequential network, LossFunction loss, std::unique_ptr<Optimizer> optimizer);
 
   /// Trains on `data` (one-hot targets are made from its labels), returns per-epoch logs.
-  /// Throws std::invalid_argument for bad options (batch size, split, too little data).
+  /// Throws std::invalid_argument naming the option for bad options (batch_size ≤ 0, epochs < 0,
+  /// validation_split outside [0, 1), verbose outside 0–2), and for too little data (no
+  /// training row left after the split), before any training.
   History fit(const Dataset& data, const FitOptions& options);
-  /// Mean loss and accuracy over `data`, in batches, without recording gradients.
+  /// Mean loss and accuracy over `data`, in batches, without recording gradients. Throws
+  /// std::invalid_argument for an empty `data` (there is no accuracy of nothing) or a
+  /// batch_size ≤ 0.
   Evaluation evaluate(const Dataset& data, std::int64_t batch_size = 32);
   /// The network's outputs for the rows of `data`: size() × classes values, row-major.
   std::vector<float> predict(const Dataset& data, std::int64_t batch_size = 32);

@@ -3,11 +3,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -139,4 +142,132 @@ TEST_CASE("custom_op: softplus and the straight-through clip pass their gradient
   CHECK(output.find("FAILED") == std::string::npos);
   // The kink: softplus's gradient at 0 is exactly 0.5, on the tape and by hand.
   CHECK(output.find("softplus(x) on a Var at x = 0 (passed)") != std::string::npos);
+}
+
+// ---- Issue #12: command lines checked before any work; every failure exits non-zero ----
+
+namespace {
+
+// An uncompressed IDX file of unsigned bytes: magic 0x0000080N, N big-endian dimensions, data.
+void write_idx(const std::string& path, const std::vector<std::uint32_t>& dims,
+               const std::string& data = "") {
+  std::string bytes = {0, 0, 8, static_cast<char>(dims.size())};
+  for (std::uint32_t d : dims)
+    for (int shift = 24; shift >= 0; shift -= 8) bytes += static_cast<char>((d >> shift) & 0xff);
+  testing::write_text(path, bytes + data);
+}
+
+}  // namespace
+
+TEST_CASE("mnist_mlp: every option is range-checked before any work, naming the option") {
+  struct Case {
+    const char* arguments;
+    const char* message;
+  };
+  const Case cases[] = {
+      // bad inputs: 19
+      {"--seed -1", "--seed: must be an integer in [0, 4294967295], got -1"},
+      {"--seed 4294967296", "--seed: must be an integer in [0, 4294967295], got 4294967296"},
+      {"--seed 18446744073709551616", "--seed: must be an integer in [0, 4294967295], got 1844"},
+      {"--seed 1e3", "--seed: must be an integer in [0, 4294967295], got 1e3"},
+      {"--hidden 99999999999999999999",
+       "--hidden: must be an integer in [1, 16384], got 99999999999999999999"},
+      {"--hidden 16385", "--hidden: must be an integer in [1, 16384], got 16385"},
+      {"--hidden 0", "--hidden: must be an integer in [1, 16384], got 0"},
+      {"--batch-size 9223372036854775807",
+       "--batch-size: must be an integer in [1, 1048576], got 9223372036854775807"},
+      {"--batch-size -3", "--batch-size: must be > 0, got -3"},
+      {"--batch-size 1.5", "--batch-size: must be an integer in [1, 1048576], got 1.5"},
+      {"--epochs -1", "--epochs: must be an integer in [0, 100000], got -1"},
+      {"--epochs 99999999999", "--epochs: must be an integer in [0, 100000], got 99999999999"},
+      {"--lr inf", "--lr: must be ≤ 1, got inf"},
+      {"--lr nan", "--lr: must be > 0, got nan"},
+      {"--lr 0", "--lr: must be > 0, got 0"},
+      {"--lr 2", "--lr: must be ≤ 1, got 2"},
+      {"--threads 0", "--threads: must be an integer in [1, 256], got 0"},
+      {"--threads 100000", "--threads: must be an integer in [1, 256], got 100000"},
+      {"--threads x", "--threads: must be an integer in [1, 256], got x"},
+  };
+  for (const Case& c : cases) {
+    const std::string output = run(std::string("mnist_mlp ") + c.arguments, 105);
+    INFO(c.arguments, "\n", output);
+    CHECK(output.find(c.message) != std::string::npos);
+    CHECK(output.find("training and") == std::string::npos);  // no work started
+  }
+  // The limits are documented in --help.
+  const std::string help = run("mnist_mlp --help");
+  for (const char* limit : {"in [0, 100000]", "in [1, 1048576]", "in (0, 1]", "in [1, 16384]",
+                            "in [0, 4294967295]", "in [1, 256]"})
+    CHECK(help.find(limit) != std::string::npos);
+}
+
+TEST_CASE("train_2_2_1: --seed is range-checked, never wrapped") {
+  for (const char* seed : {"-1", "4294967296", "99999999999999999999", "abc"}) {  // bad inputs: 4
+    const std::string output = run(std::string("train_2_2_1 --seed ") + seed, 105);
+    CHECK(output.find(std::string("--seed: must be an integer in [0, 4294967295], got ") + seed) !=
+          std::string::npos);
+  }
+  CHECK(lines_of(run("train_2_2_1 --seed 4294967295")).size() == 102);
+}
+
+TEST_CASE("mnist_mlp: an unwritable --history is an error before training, leaving nothing") {
+  testing::TempDir dir;
+  testing::write_text(dir / "file.txt", "");
+  struct Case {
+    std::string history, message;
+  };
+  const Case cases[] = {
+      // bad inputs: 3
+      {dir / "missing/h.csv", "cannot write the history: cannot create a temporary file in " +
+                                  (dir / "missing") + " (No such file or directory)"},
+      {dir / "file.txt/h.csv", "cannot write the history: Not a directory"},
+      {dir.path().string(), "cannot write the history: it is a directory"},
+  };
+  for (const Case& c : cases) {
+    const std::string output = run("mnist_mlp --epochs 1 --history " + c.history, 1);
+    INFO(output);
+    CHECK(output.find("mnist_mlp: " + c.history + ": " + c.message) != std::string::npos);
+    CHECK(output.find("Epoch 1/1") == std::string::npos);
+    CHECK(dir.listing() == std::set<std::string>{"file.txt"});
+  }
+  // A good path, then a failure after the check: the check itself left nothing behind.
+  run("mnist_mlp --data /nonexistent-dir --history " + (dir / "h.csv"), 1);  // bad inputs: 1
+  CHECK(dir.listing() == std::set<std::string>{"file.txt"});
+}
+
+TEST_CASE("mnist_mlp: an empty or misshapen dataset is an error, not an accuracy") {
+  testing::TempDir dir;
+  const std::string shipped = AUTODIFF_DATA_DIR;
+  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"})
+    std::filesystem::copy_file(shipped + "/" + name, dir / name);
+  write_idx(dir / "t10k-images-idx3-ubyte", {0, 28, 28});
+  write_idx(dir / "t10k-labels-idx1-ubyte", {0});
+  std::string output = run("mnist_mlp --epochs 1 --data " + dir.path().string(), 1);  // bad: 1
+  // "holds no images" (or the reader's own error, should it refuse a count of 0): the file named.
+  CHECK(output.find("t10k-images-idx3-ubyte") != std::string::npos);
+  CHECK(output.find("Test accuracy") == std::string::npos);
+  CHECK(output.find("Epoch 1/1") == std::string::npos);
+
+  // Images of 2 × 2 pixels, two of them (labels 3 and 7), as the test set.
+  write_idx(dir / "t10k-images-idx3-ubyte", {2, 2, 2}, std::string(8, '\x80'));
+  write_idx(dir / "t10k-labels-idx1-ubyte", {2}, "\x03\x07");
+  output = run("mnist_mlp --epochs 1 --data " + dir.path().string(), 1);  // bad inputs: 1
+  CHECK(output.find("t10k-images-idx3-ubyte holds images of 4 pixels, expected 784 (28 × 28)") !=
+        std::string::npos);
+  CHECK(output.find("Epoch 1/1") == std::string::npos);
+
+  // An empty training set.
+  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"})
+    std::filesystem::remove(dir / name);
+  write_idx(dir / "train-images-idx3-ubyte", {0, 28, 28});
+  write_idx(dir / "train-labels-idx1-ubyte", {0});
+  output = run("mnist_mlp --epochs 1 --data " + dir.path().string(), 1);  // bad inputs: 1
+  CHECK(output.find("train-images-idx3-ubyte") != std::string::npos);
+  CHECK(output.find("Epoch 1/1") == std::string::npos);
+}
+
+TEST_CASE("the examples exit non-zero when their output cannot be written") {
+  if (!std::filesystem::exists("/dev/full")) return;
+  run("train_2_2_1 > /dev/full", 1);  // bad inputs: 2
+  run("mnist_mlp --epochs 0 > /dev/full", 1);
 }

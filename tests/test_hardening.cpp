@@ -1,0 +1,284 @@
+// Issue #12's cases, one or more tests for each: every one of them failed before the fix. Each
+// bad input these tests try is counted in a comment "bad inputs: N".
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <limits>
+#include <string>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "nn/model.hpp"
+#include "temp_dir.hpp"
+
+using testing::read_text;
+using testing::TempDir;
+using testing::write_text;
+
+namespace {
+
+nn::History three_epochs() {
+  nn::History history;
+  for (int e = 1; e <= 3; ++e) history.epochs.push_back({e, 0.5, 0.8, 0.6, 0.7, 1.0});
+  return history;
+}
+
+const std::string kThreeEpochsCsv =
+    "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n"
+    "1,0.500000,0.800000,0.600000,0.700000,1.000\n"
+    "2,0.500000,0.800000,0.600000,0.700000,1.000\n"
+    "3,0.500000,0.800000,0.600000,0.700000,1.000\n";
+
+}  // namespace
+
+// ---- Temporary files ----
+
+TEST_CASE("history: a symlink planted at the old temporary name is not written through") {
+  // The old scheme wrote `<target>.tmp.<pid>` with fopen("wb"), which follows a symlink.
+  TempDir dir;
+  const std::string target = dir / "history.csv", victim = dir / "victim.txt";
+  write_text(victim, "precious\n");
+  const std::string planted = fmt::format("{}.tmp.{}", target, ::getpid());
+  REQUIRE(::symlink(victim.c_str(), planted.c_str()) == 0);  // bad inputs: 1
+  three_epochs().write_csv(target);
+  CHECK(read_text(victim) == "precious\n");
+  CHECK(read_text(target) == kThreeEpochsCsv);
+  CHECK(std::filesystem::is_symlink(planted));  // left alone: not ours
+  CHECK(std::filesystem::is_regular_file(std::filesystem::symlink_status(target)));
+  CHECK(dir.listing() == std::set<std::string>{"history.csv", "victim.txt",
+                                               std::filesystem::path(planted).filename()});
+}
+
+TEST_CASE("history: a process killed while writing leaves no temporary file behind") {
+  TempDir dir;
+  const std::string target = dir / "history.csv";
+  write_text(target, "old\n");
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // Killed by SIGXFSZ in the middle of the write: past 16 bytes the file may not grow.
+    const rlimit no_core{0, 0}, sixteen_bytes{16, 16};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    std::signal(SIGXFSZ, SIG_DFL);
+    ::setrlimit(RLIMIT_FSIZE, &sixteen_bytes);
+    try {
+      three_epochs().write_csv(target);
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(3);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));  // bad inputs: 2
+  CHECK(WTERMSIG(status) == SIGXFSZ);
+  CHECK(dir.listing() == std::set<std::string>{"history.csv"});
+  CHECK(read_text(target) == "old\n");
+}
+
+TEST_CASE("history: a failed write leaves no temporary file, and the old file intact") {
+  TempDir dir;
+  const std::string target = dir / "history.csv";
+  write_text(target, "old\n");
+  {
+    const testing::FileSizeLimit limit(16);  // bad inputs: 3
+    CHECK_THROWS_WITH_AS(three_epochs().write_csv(target),
+                         doctest::Contains("history.csv: cannot write the history: writing"),
+                         nn::DataError);
+  }
+  CHECK(read_text(target) == "old\n");
+  CHECK(dir.listing() == std::set<std::string>{"history.csv"});
+
+  // Paths whose directory cannot hold the file: a clear error, and nothing made anywhere.
+  write_text(dir / "file.txt", "");
+  std::filesystem::create_directory(dir / "sub");
+  for (const char* bad : {"missing/history.csv", "file.txt/history.csv", "sub"}) {  // bad inputs: 6
+    INFO(bad);
+    const std::string message = fmt::format("{}: cannot write the history", dir / bad);
+    CHECK_THROWS_WITH_AS(three_epochs().write_csv(dir / bad), doctest::Contains(message.c_str()),
+                         nn::DataError);
+    CHECK(dir.listing() == std::set<std::string>{"file.txt", "history.csv", "sub"});
+    CHECK(dir.listing("sub").empty());
+  }
+}
+
+// ---- fit's batch arithmetic and options ----
+
+namespace {
+
+// 40 rows of 4 features in 3 classes, deterministic.
+nn::Dataset small_dataset() {
+  std::vector<std::uint8_t> images(40 * 4);
+  std::vector<std::int32_t> labels(40);
+  for (std::size_t i = 0; i < images.size(); ++i) images[i] = std::uint8_t((i * 37 + 11) % 256);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t((i * 7) % 3);
+  return nn::Dataset(std::move(images), std::move(labels), 4, 3);
+}
+
+nn::Model small_model() {
+  nn::Sequential network;
+  network.add(nn::Dense(4, 3, nn::Activation::Softmax, {.seed = 5}));
+  return nn::Model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+}
+
+}  // namespace
+
+TEST_CASE("fit: a batch size up to the int64 maximum trains on one batch of all the rows") {
+  const nn::Dataset data = small_dataset();
+  nn::Model reference = small_model();
+  const nn::History expected =
+      reference.fit(data, {.batch_size = 40, .epochs = 2, .shuffle = false, .verbose = 0});
+  REQUIRE(expected.epochs[1].loss > 0);
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  for (const std::int64_t batch_size : {kMax, kMax - 1, kMax - 38, std::int64_t(41)}) {
+    INFO("batch_size ", batch_size);  // bad inputs: 3 (the first three overflowed)
+    nn::Model model = small_model();
+    const nn::History history =
+        model.fit(data, {.batch_size = batch_size, .epochs = 2, .shuffle = false, .verbose = 0});
+    REQUIRE(history.epochs.size() == 2);
+    CHECK(history.epochs[1].loss == expected.epochs[1].loss);
+    CHECK(model.network().parameters()[0]->value == reference.network().parameters()[0]->value);
+    const nn::Evaluation all = model.evaluate(data, batch_size);
+    CHECK(all.loss == doctest::Approx(model.evaluate(data, 7).loss).epsilon(1e-6));
+    CHECK(model.predict(data, batch_size) == model.predict(data, 40));
+  }
+  // With a validation split too: one batch of the 30 training rows, 10 validate.
+  nn::Model split = small_model();
+  const nn::History history =
+      split.fit(data, {.batch_size = kMax, .epochs = 1, .validation_split = 0.25, .verbose = 0});
+  CHECK(history.epochs[0].loss > 0);
+  CHECK(history.epochs[0].val_loss > 0);
+}
+
+TEST_CASE("fit and evaluate: every option is range-checked and named, before any training") {
+  const nn::Dataset data = small_dataset();
+  nn::Model model = small_model();
+  const std::vector<float> initial = model.network().parameters()[0]->value;
+  struct Case {
+    nn::FitOptions options;
+    const char* message;
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Case cases[] = {
+      // bad inputs: 12
+      {{.batch_size = 0}, "fit: batch_size is 0, expected > 0"},
+      {{.batch_size = -1}, "fit: batch_size is -1, expected > 0"},
+      {{.batch_size = std::numeric_limits<std::int64_t>::min()},
+       "fit: batch_size is -9223372036854775808, expected > 0"},
+      {{.epochs = -1}, "fit: epochs is -1, expected ≥ 0"},
+      {{.epochs = std::numeric_limits<int>::min()}, "fit: epochs is -2147483648, expected ≥ 0"},
+      {{.validation_split = -0.1}, "fit: validation_split is -0.1, expected in [0, 1)"},
+      {{.validation_split = 1.0}, "fit: validation_split is 1, expected in [0, 1)"},
+      {{.validation_split = nan}, "fit: validation_split is nan, expected in [0, 1)"},
+      {{.validation_split = std::numeric_limits<double>::infinity()},
+       "fit: validation_split is inf, expected in [0, 1)"},
+      {{.verbose = -1}, "fit: verbose is -1, expected 0, 1 or 2"},
+      {{.verbose = 3}, "fit: verbose is 3, expected 0, 1 or 2"},
+      {{.validation_split = 0.99}, "fit: no training rows left out of 40"},
+  };
+  for (const Case& c : cases) {
+    CHECK_THROWS_WITH_AS(model.fit(data, c.options), c.message, std::invalid_argument);
+  }
+  CHECK(model.network().parameters()[0]->value == initial);  // nothing trained
+
+  // bad inputs: 5
+  CHECK_THROWS_WITH_AS(model.fit(nn::Dataset(), {.verbose = 0}),
+                       "fit: no training rows left out of 0", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.evaluate(data.slice(0, 0)),
+                       "evaluate: the dataset is empty: no loss or accuracy to report",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.evaluate(data, 0), "evaluate: batch_size is 0, expected > 0",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.predict(data, -5), "predict: batch_size is -5, expected > 0",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::validation_split_point(-5, 0.1), "fit: -5 rows, expected ≥ 0",
+                       std::invalid_argument);
+  // The split of the largest count: exact, not a rounded double cast back out of range.
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK(nn::validation_split_point(kMax, 0.0) == kMax);
+  CHECK(nn::validation_split_point(kMax, 1e-300) == kMax);
+  CHECK(nn::validation_split_point(kMax, 0.5) == kMax / 2 + 1);  // ⌊2^63 / 2⌋ in doubles
+}
+
+// ---- Loss targets ----
+
+TEST_CASE("losses: target rows must be one-hot or probability rows; the row is named") {
+  autodiff::Tape tape;
+  autodiff::TapeScope scope(tape);
+  using F = autodiff::Tensor<float>;
+  const F logits = F::from({1, 2, 3, 0, 0, 5}, {2, 3});
+  const F probabilities = F::from({0.2f, 0.7f, 0.1f, 0.5f, 0.4f, 0.1f}, {2, 3});
+  struct Case {
+    std::vector<float> y_true;
+    const char* row;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Case cases[] = {
+      // bad inputs: 6 targets × 3 ways to take them = 18
+      {{0, 1, 0, 0, 0, 0}, "y_true row 1 is [0, 0, 0] (sum 0)"},
+      {{0, 2, -1, 0, 1, 0}, "y_true row 0 is [0, 2, -1] (sum 1)"},
+      {{0, 1, 0, 0.5f, 0.6f, 0}, "y_true row 1 is [0.5, 0.6, 0] (sum 1.1)"},
+      {{0, 1, 0, 1, 1, 1}, "y_true row 1 is [1, 1, 1] (sum 3)"},
+      {{nan, 1, 0, 0, 1, 0}, "y_true row 0 is [nan, 1, 0] (sum nan)"},
+      {{0, 1, 0, 0, std::numeric_limits<float>::infinity(), 0},
+       "y_true row 1 is [0, inf, 0] (sum inf)"},
+  };
+  for (const Case& c : cases) {
+    const F y_true = F::from(c.y_true, {2, 3});
+    INFO(std::string(c.row));
+    for (const auto& [name, y_pred] : {std::pair{"categorical_crossentropy", softmax(logits)},
+                                       std::pair{"categorical_crossentropy", probabilities}}) {
+      const std::string message = fmt::format(
+          "{}: {}: expected a one-hot or probability row, entries ≥ 0 summing to 1", name, c.row);
+      CHECK_THROWS_WITH_AS(nn::categorical_crossentropy(y_true, y_pred), message.c_str(),
+                           std::invalid_argument);
+    }
+    CHECK_THROWS_WITH_AS(nn::categorical_crossentropy_from_logits(y_true, logits),
+                         doctest::Contains("categorical_crossentropy_from_logits: y_true row"),
+                         std::invalid_argument);
+  }
+  // Many classes: the row is shown in part.
+  const F wide = F::zeros({1, 12});
+  CHECK_THROWS_WITH_AS(  // bad inputs: 1
+      nn::categorical_crossentropy(wide, softmax(F::zeros({1, 12}))),
+      "categorical_crossentropy: y_true row 0 is [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, …] (sum 0): "
+      "expected a one-hot or probability row, entries ≥ 0 summing to 1",
+      std::invalid_argument);
+
+  // Soft labels (a probability row) are fine, and give the hand value.
+  const F soft = F::from({0.1f, 0.8f, 0.1f, 0, 0, 1}, {2, 3});
+  const double expected =
+      -(0.1 * std::log(0.2) + 0.8 * std::log(0.7) + 0.1 * std::log(0.1) + std::log(0.1)) / 2;
+  CHECK(nn::categorical_crossentropy(soft, probabilities).item() ==
+        doctest::Approx(expected).epsilon(1e-6));
+  const F smoothed = F::from({1 / 3.0f, 1 / 3.0f, 1 / 3.0f, 0.05f, 0.9f, 0.05f}, {2, 3});
+  CHECK(nn::categorical_crossentropy_from_logits(smoothed, logits).item() > 0);
+
+  // Sparse labels in [0, classes), the offending row named.
+  const std::int32_t labels[][2] = {{1, 3}, {-1, 0}, {0, 2147483647}};  // bad inputs: 3
+  const char* messages[] = {"sparse_categorical_crossentropy: label 3 at row 1 is outside [0, 3)",
+                            "sparse_categorical_crossentropy: label -1 at row 0 is outside [0, 3)",
+                            "sparse_categorical_crossentropy: label 2147483647 at row 1 is "
+                            "outside [0, 3)"};
+  for (int i = 0; i < 3; ++i)
+    CHECK_THROWS_WITH_AS(nn::sparse_categorical_crossentropy(labels[i], softmax(logits)),
+                         messages[i], std::invalid_argument);
+
+  // Shapes. bad inputs: 4
+  CHECK_THROWS_WITH_AS(nn::mean_squared_error(F::zeros({2, 3}), F::zeros({3, 2})),
+                       "mean_squared_error: y_true (2, 3) and y_pred (3, 2) differ in shape",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::categorical_crossentropy_from_logits(F::zeros({2, 3}), F::zeros({6})),
+                       "categorical_crossentropy_from_logits: y_true (2, 3) and logits (6,): "
+                       "expected the same shape (batch, classes)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::categorical_crossentropy(F::zeros({2, 0}), F::zeros({2, 0})),
+                       doctest::Contains("expected the same shape (batch, classes)"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::sparse_categorical_crossentropy(labels[0], F::zeros({3, 3})),
+                       "sparse_categorical_crossentropy: 2 labels for predictions of shape (3, 3)",
+                       std::invalid_argument);
+}
