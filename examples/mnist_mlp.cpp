@@ -61,7 +61,7 @@ nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) 
 }
 
 // ---- Evaluation ----
-double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(data).accuracy; }
+double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(data)["accuracy"]; }
 
 int main(int argc, char** argv) {
   Settings s;

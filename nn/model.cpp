@@ -32,28 +32,29 @@ class ProgressBar {
         live_(verbose == 1 && isatty(fileno(out))),
         silent_(verbose == 0) {}
 
-  void update(std::int64_t step, double loss, double accuracy, Clock::time_point start) {
+  void update(std::int64_t step, const Logs& running, Clock::time_point start) {
     if (!live_) return;
     const auto now = Clock::now();
     if (step < steps_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    fmt::print(out_, "\r{} - loss: {:.4f} - accuracy: {:.4f}", bar(step, seconds_since(start)),
-               loss, accuracy);
+    fmt::print(out_, "\r{}{}", bar(step, seconds_since(start)), values(running));
     std::fflush(out_);
   }
 
-  void finish(const EpochLog& log, bool with_validation) {
+  void finish(const EpochLog& log) {
     if (silent_) return;
-    std::string line = fmt::format("{} - loss: {:.4f} - accuracy: {:.4f}", bar(steps_, log.seconds),
-                                   log.loss, log.accuracy);
-    if (with_validation)
-      line +=
-          fmt::format(" - val_loss: {:.4f} - val_accuracy: {:.4f}", log.val_loss, log.val_accuracy);
-    fmt::print(out_, "{}{}\n", live_ ? "\r" : "", line);
+    fmt::print(out_, "{}{}{}\n", live_ ? "\r" : "", bar(steps_, log.seconds), values(log));
     std::fflush(out_);
   }
 
  private:
+  static std::string values(const Logs& logs) {
+    std::string text;
+    for (const auto& [name, value] : logs.values())
+      text += fmt::format(" - {}: {:.4f}", name, value);
+    return text;
+  }
+
   std::string bar(std::int64_t step, double seconds) const {
     constexpr int kWidth = 30;
     const int filled = steps_ > 0 ? static_cast<int>(kWidth * step / steps_) : kWidth;
@@ -122,41 +123,101 @@ double accuracy(std::span<const std::int32_t> labels, const Tensor<float>& y_pre
   return double(correct) / double(labels.size());
 }
 
+double Logs::operator[](std::string_view name) const {
+  for (const auto& [key, value] : values_)
+    if (key == name) return value;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+bool Logs::has(std::string_view name) const {
+  for (const auto& [key, _] : values_)
+    if (key == name) return true;
+  return false;
+}
+
+void Logs::set(std::string_view name, double value) {
+  for (auto& [key, v] : values_)
+    if (key == name) {
+      v = value;
+      return;
+    }
+  values_.emplace_back(std::string(name), value);
+}
+
 void History::write_csv(const std::string& path) const {
-  std::string text = "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
-  for (const EpochLog& e : epochs)
-    text += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f}\n", e.epoch, e.loss, e.accuracy,
-                        e.val_loss, e.val_accuracy, e.seconds);
+  std::string text = "epoch";
+  if (!epochs.empty())
+    for (const auto& [name, _] : epochs.front().values()) text += "," + name;
+  text += ",seconds\n";
+  for (const EpochLog& e : epochs) {
+    text += fmt::format("{}", e.epoch);
+    for (const auto& [_, value] : e.values()) text += fmt::format(",{:.6f}", value);
+    text += fmt::format(",{:.3f}\n", e.seconds);
+  }
   write_file_atomically(path, text, "the history");
 }
 
-Model::Model(Sequential network, LossFunction loss, std::unique_ptr<Optimizer> optimizer)
-    : network_(std::move(network)), loss_(loss), optimizer_(std::move(optimizer)) {
+Model::Model(std::unique_ptr<Module> network, Loss loss, std::unique_ptr<Optimizer> optimizer,
+             std::vector<Metric> metrics)
+    : network_(std::move(network)),
+      loss_(std::move(loss)),
+      optimizer_(std::move(optimizer)),
+      metrics_(std::move(metrics)) {
   if (!loss_) throw std::invalid_argument("Model: the loss function is null");
   if (!optimizer_) throw std::invalid_argument("Model: the optimizer is null");
-  parameters_ = network_.parameters();
+  for (const Metric& m : metrics_)
+    if (m.name.empty() || !m.compute)
+      throw std::invalid_argument("Model: a metric needs a name and a function");
+  parameters_ = network_->parameters();
 }
 
-Evaluation Model::train_step(const Dataset& data, std::span<const std::int64_t> rows) {
+void Model::require_training(const char* what) const {
+  if (!loss_ || !optimizer_)
+    throw std::logic_error(fmt::format(
+        "Model::{}: this model was made for inference only (no loss and optimizer)", what));
+}
+
+Optimizer& Model::optimizer() {
+  require_training("optimizer");
+  return *optimizer_;
+}
+
+void Model::stop_training(std::string reason) { stop_reason_ = std::move(reason); }
+
+const Evaluation& Model::train_step(const BatchSource& data, std::span<const std::int64_t> rows) {
+  require_training("train_step");
   autodiff::Tape& tape = autodiff::Tape::active();
   tape.clear();
-  const Tensor<float> x = data.batch(rows);
-  data.batch_labels(rows, labels_);
-  const Tensor<float> y_pred = network_(x);
-  const Tensor<float> loss = loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred);
+  const Tensor<float> x = data.features(rows);
+  const Tensor<float> y_true = data.targets(rows);
+  const Tensor<float> y_pred = (*network_)(x);
+  const Tensor<float> loss = loss_(y_true, y_pred);
   loss.backward();
   optimizer_->step(parameters_);
-  return {loss.item(), accuracy(labels_, y_pred)};
+  // Kept between steps, so that a warm step allocates nothing.
+  step_logs_.set("loss", loss.item());
+  autodiff::NoGradGuard no_grad;
+  for (const Metric& m : metrics_) step_logs_.set(m.name, m.compute(y_true, y_pred));
+  return step_logs_;
+}
+
+const Evaluation& Model::train_step(const Dataset& data, std::span<const std::int64_t> rows) {
+  if (!images_ || &images_->images() != &data) images_ = std::make_unique<LabelledImages>(data);
+  return train_step(*images_, rows);
 }
 
 History Model::fit(const Dataset& data, const FitOptions& options) {
+  return fit(LabelledImages(data), options);
+}
+
+History Model::fit(const BatchSource& data, const FitOptions& options) {
+  require_training("fit");
   check_fit_options(options);
   // Keras: the validation rows are the last ones, split off before shuffling.
   const std::int64_t split_at = validation_split_point(data.size(), options.validation_split);
   if (split_at <= 0)
     throw std::invalid_argument(fmt::format("fit: no training rows left out of {}", data.size()));
   const bool with_validation = split_at < data.size();
-  const Dataset validation = with_validation ? data.slice(split_at, data.size()) : Dataset();
 
   std::FILE* out = options.out ? options.out : stdout;
   EpochOrder epoch_order(split_at, options.shuffle, options.seed);
@@ -165,78 +226,144 @@ History Model::fit(const Dataset& data, const FitOptions& options) {
       split_at / options.batch_size + (split_at % options.batch_size != 0 ? 1 : 0);
 
   History history;
-  for (int done = 0; done < options.epochs; ++done) {
+  stop_reason_.clear();
+  for (Callback* c : options.callbacks) c->on_train_begin(*this);
+  for (int done = 0; done < options.epochs && stop_reason_.empty(); ++done) {
     const int epoch = done + 1;
+    for (Callback* c : options.callbacks) c->on_epoch_begin(*this, epoch);
     if (options.verbose > 0) fmt::print(out, "Epoch {}/{}\n", epoch, options.epochs);
+    network_->train();
     const std::span<const std::int64_t> order = epoch_order.next_epoch();
     ProgressBar progress(out, options.verbose, steps);
     const auto start = Clock::now();
-    double loss_sum = 0, accuracy_sum = 0;
+    std::vector<double> sums;  // sample-weighted, as Keras averages: loss, then each metric
+    Logs running;
     for (std::int64_t step = 0; step < steps; ++step) {
       const std::int64_t begin = step * options.batch_size;  // < split_at: no overflow
       const std::int64_t end = begin + std::min(options.batch_size, split_at - begin);
-      const Evaluation batch =
+      const Evaluation& batch =
           train_step(data, std::span(order).subspan(std::size_t(begin), std::size_t(end - begin)));
-      loss_sum += batch.loss * double(end - begin);  // sample-weighted, as Keras averages
-      accuracy_sum += batch.accuracy * double(end - begin);
-      progress.update(step + 1, loss_sum / double(end), accuracy_sum / double(end), start);
+      const double loss = batch["loss"];
+      if (options.stop_on_non_finite_loss && !std::isfinite(loss)) {
+        history.diverged = true;
+        stop_reason_ = fmt::format(
+            "the loss is {} at epoch {}, batch {}/{}: training stopped (is the learning rate too "
+            "high?)",
+            loss, epoch, step + 1, steps);
+        if (options.verbose > 0) fmt::print(out, "\n{}\n", stop_reason_);
+        break;
+      }
+      sums.resize(batch.values().size(), 0.0);
+      for (std::size_t k = 0; k < sums.size(); ++k) {
+        sums[k] += batch.values()[k].second * double(end - begin);
+        running.set(batch.values()[k].first, sums[k] / double(end));
+      }
+      for (Callback* c : options.callbacks) c->on_batch_end(*this, {epoch, step + 1, steps, loss});
+      progress.update(step + 1, running, start);
     }
+    if (history.diverged) break;
     EpochLog log;
     log.epoch = epoch;
-    log.loss = loss_sum / double(split_at);
-    log.accuracy = accuracy_sum / double(split_at);
-    log.val_loss = log.val_accuracy = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& [name, value] : running.values()) log.set(name, value);
     if (with_validation) {
-      const Evaluation v = evaluate(validation, options.batch_size);
-      log.val_loss = v.loss;
-      log.val_accuracy = v.accuracy;
+      const Evaluation v = evaluate_rows(data, split_at, data.size(), options.batch_size, "val_");
+      for (const auto& [name, value] : v.values()) log.set(name, value);
     }
     log.seconds = seconds_since(start);
-    progress.finish(log, with_validation);
+    progress.finish(log);
     history.epochs.push_back(log);
+    for (Callback* c : options.callbacks) c->on_epoch_end(*this, history);
   }
+  history.stop_reason = stop_reason_;
+  if (!history.diverged && !stop_reason_.empty() && options.verbose > 0)
+    fmt::print(out, "{}\n", stop_reason_);
+  for (Callback* c : options.callbacks) c->on_train_end(*this, history);
+  network_->train();
   return history;
 }
 
+namespace {
+// Runs `f(rows, y_pred)` for each batch of rows [begin, end) of `data`, in evaluation mode,
+// recording no gradient; the tape is cleared before each batch and after the last.
 template <class F>
-void Model::for_each_batch(const Dataset& data, std::int64_t batch_size, const char* what, F&& f) {
+void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin, std::int64_t end,
+                    std::int64_t batch_size, const char* what, F&& f) {
   check_batch_size(batch_size, what);
   autodiff::Tape& tape = autodiff::Tape::active();
   autodiff::NoGradGuard no_grad;
+  const bool was_training = network.is_training();
+  network.eval();
   std::vector<std::int64_t> rows;
-  for (std::int64_t begin = 0; begin < data.size(); begin += std::int64_t(rows.size())) {
-    rows.resize(std::size_t(std::min(batch_size, data.size() - begin)));  // no overflow
-    std::iota(rows.begin(), rows.end(), begin);
+  for (std::int64_t first = begin; first < end; first += std::min(batch_size, end - first)) {
+    rows.resize(std::size_t(std::min(batch_size, end - first)));
+    std::iota(rows.begin(), rows.end(), first);
     tape.clear();
-    f(std::span<const std::int64_t>(rows), network_(data.batch(rows)));
+    f(std::span<const std::int64_t>(rows), network(data.features(rows)));
   }
   tape.clear();
+  network.train(was_training);
+}
+}  // namespace
+
+Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
+                                std::int64_t batch_size, const std::string& prefix) {
+  std::vector<double> sums(1 + metrics_.size(), 0.0);
+  for_each_batch(*network_, data, begin, end, batch_size, "evaluate",
+                 [&](std::span<const std::int64_t> rows, const Tensor<float>& y_pred) {
+                   const Tensor<float> y_true = data.targets(rows);
+                   const double n = double(rows.size());
+                   sums[0] += double(loss_(y_true, y_pred).item()) * n;
+                   for (std::size_t k = 0; k < metrics_.size(); ++k)
+                     sums[k + 1] += metrics_[k].compute(y_true, y_pred) * n;
+                 });
+  Evaluation result;
+  result.set(prefix + "loss", sums[0] / double(end - begin));
+  for (std::size_t k = 0; k < metrics_.size(); ++k)
+    result.set(prefix + metrics_[k].name, sums[k + 1] / double(end - begin));
+  return result;
+}
+
+Evaluation Model::evaluate(const BatchSource& data, std::int64_t batch_size) {
+  require_training("evaluate");
+  check_batch_size(batch_size, "evaluate");
+  if (data.size() == 0)
+    throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");
+  return evaluate_rows(data, 0, data.size(), batch_size, "");
 }
 
 Evaluation Model::evaluate(const Dataset& data, std::int64_t batch_size) {
-  if (data.size() == 0)
-    throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");
-  double loss_sum = 0, correct = 0;
-  for_each_batch(
-      data, batch_size, "evaluate",
-      [&](std::span<const std::int64_t> rows, const Tensor<float>& y_pred) {
-        data.batch_labels(rows, labels_);
-        const double n = double(rows.size());
-        loss_sum +=
-            double(loss_(autodiff::one_hot<float>(labels_, y_pred.shape()[1]), y_pred).item()) * n;
-        correct += accuracy(labels_, y_pred) * n;
-      });
-  return {loss_sum / double(data.size()), correct / double(data.size())};
+  return evaluate(LabelledImages(data), batch_size);
 }
 
-std::vector<float> Model::predict(const Dataset& data, std::int64_t batch_size) {
+std::vector<float> Model::predict(const BatchSource& data, std::int64_t batch_size) {
   std::vector<float> outputs;
-  for_each_batch(data, batch_size, "predict",
+  for_each_batch(*network_, data, 0, data.size(), batch_size, "predict",
                  [&](std::span<const std::int64_t>, const Tensor<float>& y_pred) {
                    const auto y = y_pred.data();
                    outputs.insert(outputs.end(), y.begin(), y.end());
                  });
   return outputs;
+}
+
+std::vector<float> Model::predict(const Dataset& data, std::int64_t batch_size) {
+  return predict(LabelledImages(data), batch_size);
+}
+
+std::vector<float> Model::predict(std::span<const float> features, const Shape& shape) {
+  const TensorData rows(std::vector<float>(features.begin(), features.end()), shape);
+  return predict(rows, std::max<std::int64_t>(shape[0], 1));
+}
+
+double train_step(Module& network, const Loss& loss, Optimizer& optimizer,
+                  const std::function<std::pair<Tensor<float>, Tensor<float>>()>& batch) {
+  autodiff::Tape& tape = autodiff::Tape::active();
+  tape.clear();
+  const auto [x, y_true] = batch();
+  const Tensor<float> value = loss(y_true, (network)(x));
+  value.backward();
+  const auto parameters = network.parameters();
+  optimizer.step(parameters);
+  return value.item();
 }
 
 }  // namespace nn

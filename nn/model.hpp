@@ -1,23 +1,30 @@
 #pragma once
-// A Keras-like model: compile with a loss and an optimizer, then fit / evaluate / predict.
+// A Keras-like model: any module, a loss, an optimizer and metrics; then fit / evaluate /
+// predict on any data (nn::BatchSource), with callbacks.
 //
 //   nn::Model model(std::move(network), nn::categorical_crossentropy,
 //                   std::make_unique<nn::Adam>());
 //   auto history = model.fit(train, {.batch_size = 32, .epochs = 10, .validation_split = 0.1});
-//   auto [loss, accuracy] = model.evaluate(test);
+//   double accuracy = model.evaluate(test)["accuracy"];
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
+#include "nn/callbacks.hpp"
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
 #include "nn/losses.hpp"
+#include "nn/metrics.hpp"
 #include "nn/optimizers.hpp"
+#include "nn/source.hpp"
 
 namespace nn {
 
@@ -37,25 +44,44 @@ struct FitOptions {
   int verbose = 1;
   /// Where progress goes (stdout by default).
   std::FILE* out = nullptr;
+  /// Called at the start and end of training, of each epoch and after each batch.
+  std::vector<Callback*> callbacks = {};
+  /// Stop, with a message naming the epoch and batch, as soon as the loss is NaN or infinite
+  /// (Keras's TerminateOnNaN, on by default).
+  bool stop_on_non_finite_loss = true;
 };
 
-struct EpochLog {
+/// Named values of one pass over data: "loss", then each metric by name (and "val_…" for the
+/// validation pass of an epoch), in that order. Absent names read as NaN.
+class Logs {
+ public:
+  double operator[](std::string_view name) const;
+  bool has(std::string_view name) const;
+  void set(std::string_view name, double value);
+  const std::vector<std::pair<std::string, double>>& values() const { return values_; }
+
+ private:
+  std::vector<std::pair<std::string, double>> values_;
+};
+
+using Evaluation = Logs;
+
+struct EpochLog : Logs {
   int epoch = 0;  // 1-based
-  double loss = 0, accuracy = 0;
-  double val_loss = 0, val_accuracy = 0;  // NaN without a validation split
   double seconds = 0;
 };
 
 struct History {
   std::vector<EpochLog> epochs;
-  /// `epoch,loss,accuracy,val_loss,val_accuracy,seconds`, one row per epoch. The file is written
-  /// whole or not at all (write_file_atomically); throws DataError on failure.
+  /// Why training ended before its last epoch (a callback's reason, or a non-finite loss);
+  /// empty when every epoch ran.
+  std::string stop_reason;
+  /// Training stopped because the loss was not finite.
+  bool diverged = false;
+  /// `epoch,<the logs' names>,seconds`, one row per epoch (for the MNIST recipe:
+  /// epoch,loss,accuracy,val_loss,val_accuracy,seconds). Written whole or not at all; throws
+  /// DataError on failure.
   void write_csv(const std::string& path) const;
-};
-
-struct Evaluation {
-  double loss = 0;
-  double accuracy = 0;
 };
 
 /// Keras's validation split: rows [0, split) train, rows [split, rows) validate, with
@@ -79,39 +105,76 @@ class EpochOrder {
 /// The fraction of rows whose largest prediction is at the label.
 double accuracy(std::span<const std::int32_t> labels, const autodiff::Tensor<float>& y_pred);
 
+/// A loss: any callable of (y_true, y_pred) returning a one-element tensor (the batch's mean).
+using Loss = std::function<Tensor<float>(const Tensor<float>& y_true, const Tensor<float>& y_pred)>;
+
 class Model {
  public:
-  /// Throws std::invalid_argument for a null optimizer or loss.
-  Model(Sequential network, LossFunction loss, std::unique_ptr<Optimizer> optimizer);
+  /// Any module is the network. Metrics default to accuracy, Keras's MNIST recipe; pass {} (or
+  /// {metrics::mean_absolute_error()}) for a regression. Throws std::invalid_argument for a null
+  /// loss or optimizer.
+  template <std::derived_from<Module> M>
+  Model(M network, Loss loss, std::unique_ptr<Optimizer> optimizer,
+        std::vector<Metric> metrics = {metrics::accuracy()})
+      : Model(std::make_unique<M>(std::move(network)), std::move(loss), std::move(optimizer),
+              std::move(metrics)) {}
+  /// For inference only: predict works, fit and evaluate throw.
+  template <std::derived_from<Module> M>
+  explicit Model(M network) : network_(std::make_unique<M>(std::move(network))) {}
+  Model(std::unique_ptr<Module> network, Loss loss, std::unique_ptr<Optimizer> optimizer,
+        std::vector<Metric> metrics);
 
-  /// Trains on `data` (one-hot targets are made from its labels), returns per-epoch logs.
-  /// Throws std::invalid_argument naming the option for bad options (batch_size ≤ 0, epochs < 0,
-  /// validation_split outside [0, 1), verbose outside 0–2), and for too little data (no
-  /// training row left after the split), before any training.
+  /// Trains on `data` and returns the per-epoch logs. The network is in training mode during
+  /// the epochs and in evaluation mode for the validation passes. Throws std::invalid_argument
+  /// for bad options (each named) or too little data.
+  History fit(const BatchSource& data, const FitOptions& options);
+  /// IDX images with one-hot targets of their labels.
   History fit(const Dataset& data, const FitOptions& options);
-  /// Mean loss and accuracy over `data`, in batches, without recording gradients. Throws
-  /// std::invalid_argument for an empty `data` (there is no accuracy of nothing) or a
-  /// batch_size ≤ 0.
+  /// The mean loss and metrics over `data`, in batches, in evaluation mode, recording nothing.
+  Evaluation evaluate(const BatchSource& data, std::int64_t batch_size = 32);
   Evaluation evaluate(const Dataset& data, std::int64_t batch_size = 32);
-  /// The network's outputs for the rows of `data`: size() × classes values, row-major.
+  /// The network's outputs for every row of `data` (targets not needed), row-major.
+  std::vector<float> predict(const BatchSource& data, std::int64_t batch_size = 32);
   std::vector<float> predict(const Dataset& data, std::int64_t batch_size = 32);
+  /// The outputs for rows given directly: one sample is shape (1, features…).
+  std::vector<float> predict(std::span<const float> features, const Shape& shape);
 
-  /// One optimisation step on the given rows: returns (loss, accuracy) of the batch. The
-  /// active tape is cleared first.
-  Evaluation train_step(const Dataset& data, std::span<const std::int64_t> rows);
+  /// One optimisation step on the given rows, the tape cleared first: the batch's logs (valid
+  /// until the next step).
+  const Evaluation& train_step(const BatchSource& data, std::span<const std::int64_t> rows);
+  const Evaluation& train_step(const Dataset& data, std::span<const std::int64_t> rows);
 
-  Sequential& network() { return network_; }
+  Module& network() { return *network_; }
+  template <std::derived_from<Module> M>
+  M& network() {
+    if (auto* typed = dynamic_cast<M*>(network_.get())) return *typed;
+    throw std::invalid_argument("Model::network: the network is a " + network_->describe() +
+                                ", not of the type asked for");
+  }
+  Optimizer& optimizer();
+  const std::vector<Metric>& metrics() const { return metrics_; }
+  /// For callbacks: ends fit after the current epoch, with this reason in the History.
+  void stop_training(std::string reason);
 
  private:
-  // f(rows, outputs) for each batch of `data` in order, without recording gradients.
-  template <class F>
-  void for_each_batch(const Dataset& data, std::int64_t batch_size, const char* what, F&& f);
+  Evaluation evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
+                           std::int64_t batch_size, const std::string& prefix);
+  void require_training(const char* what) const;
 
-  Sequential network_;
-  LossFunction loss_;
+  std::unique_ptr<Module> network_;
+  Loss loss_;
   std::unique_ptr<Optimizer> optimizer_;
+  std::vector<Metric> metrics_;
   std::vector<Parameter*> parameters_;
-  std::vector<std::int32_t> labels_;  // the current batch's, reused
+  std::string stop_reason_;
+  Evaluation step_logs_;
+  std::unique_ptr<LabelledImages> images_;  // train_step(Dataset)'s adapter, kept for the next
 };
+
+/// One step of a hand-written loop, with the tape handled: clears the active tape, records
+/// `batch()` (which returns x and y_true), the network's forward and the loss, runs backward and
+/// the optimizer. Returns the batch's loss.
+double train_step(Module& network, const Loss& loss, Optimizer& optimizer,
+                  const std::function<std::pair<Tensor<float>, Tensor<float>>()>& batch);
 
 }  // namespace nn

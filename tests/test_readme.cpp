@@ -102,5 +102,5 @@ TEST_CASE("README: the MNIST MLP") {
   network.add(nn::Dense(128, 10, nn::Activation::Softmax));
   nn::Model model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
   model.fit(train, {.batch_size = 32, .epochs = 1, .validation_split = 0.1, .verbose = 0});
-  CHECK(model.evaluate(test).accuracy > 0.6);
+  CHECK(model.evaluate(test)["accuracy"] > 0.6);
 }
