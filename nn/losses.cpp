@@ -112,4 +112,20 @@ Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labe
   return categorical_crossentropy(autodiff::one_hot<float>(labels, y_pred.shape()[1]), y_pred);
 }
 
+Huber huber(double delta) {
+  if (!(delta > 0) || !std::isfinite(delta))
+    throw std::invalid_argument(fmt::format("huber: delta is {}, expected > 0", delta));
+  return Huber{delta};
+}
+
+Tensor<float> Huber::operator()(const Tensor<float>& y_true, const Tensor<float>& y_pred) const {
+  if (!(y_true.shape() == y_pred.shape()))
+    throw std::invalid_argument(fmt::format("huber: y_true {} and y_pred {} differ in shape",
+                                            y_true.shape().str(), y_pred.shape().str()));
+  const Tensor<float> error = abs(y_pred - y_true);
+  const Tensor<float> quadratic = minimum(error, delta);  // |e| up to δ
+  const Tensor<float> linear = error - quadratic;         // the part beyond δ
+  return mean(0.5 * square(quadratic) + delta * linear);
+}
+
 }  // namespace nn

@@ -42,6 +42,15 @@ Tensor<float> categorical_crossentropy_from_logits(const Tensor<float>& y_true,
 Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labels,
                                               const Tensor<float>& y_pred);
 
+/// Huber loss (Keras's): with e = y_pred − y_true, the mean of ½e² where |e| ≤ δ and
+/// δ·(|e| − ½δ) elsewhere — quadratic near 0, linear in the tails, so outliers pull less.
+struct Huber {
+  double delta = 1.0;
+  Tensor<float> operator()(const Tensor<float>& y_true, const Tensor<float>& y_pred) const;
+};
+/// Throws std::invalid_argument unless delta > 0.
+Huber huber(double delta = 1.0);
+
 using LossFunction = Tensor<float> (*)(const Tensor<float>& y_true, const Tensor<float>& y_pred);
 
 }  // namespace nn
