@@ -94,15 +94,21 @@ struct Tan {
   static constexpr auto value      = [](auto x) { return std::tan(x); };
   static constexpr auto derivative = []<class T>(T, T y) { return T(1) + y * y; };
 };
+// tanh′ = sech²x = 4e/(1 + e)² with e = exp(−2|x|), expanded to 4e/(1 + e(2 + e)): within 2.5
+// ulp. (1 − y² cancels as |y| → 1: 2e-11 relative error at x = 7, 0 instead of 7e-35 at 40.)
 struct Tanh {
   static constexpr auto value      = [](auto x) { return std::tanh(x); };
-  static constexpr auto derivative = []<class T>(T, T y) { return T(1) - y * y; };
+  static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(T(-2) * std::fabs(x));
+                                                            return T(4) * e / (T(1) + e * (T(2) + e)); };
 };
-// 1/(1+e^−x), written so that e^x never overflows: exact for large |x| too.
+// σ(x) = 1/(1 + e^−x), written so that e^x never overflows: exact for large |x| too.
+// σ′(x) = e/(1 + e)² with e = exp(−|x|), expanded as for tanh: within 2.5 ulp. (y·(1 − y)
+// cancels as y → 1: 0 instead of 4e-18 at x = 40.)
 struct Sigmoid {
   static constexpr auto value      = []<class T>(T x) { if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
                                                          const T e = std::exp(x); return e / (T(1) + e); };
-  static constexpr auto derivative = []<class T>(T, T y) { return y * (T(1) - y); };
+  static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(-std::fabs(x));
+                                                            return e / (T(1) + e * (T(2) + e)); };
 };
 // relu'(0) = 0 and abs'(0) = 0, as PyTorch and TensorFlow choose (a valid subgradient).
 struct Relu {
@@ -171,6 +177,8 @@ AUTODIFF_UNARY_FUNCTION(abs, Abs)
 /// The same functions on plain doubles, for code written by hand next to the tape's: they use
 /// the formulas above, so hand-derived and automatic results can agree to the last bit.
 inline double sigmoid(double x) { return op::Sigmoid::value(x); }
+/// σ′(x) = σ(x)·(1 − σ(x)), computed without the cancellation of 1 − σ(x) as σ(x) → 1.
+inline double sigmoid_derivative(double x) { return op::Sigmoid::derivative(x, sigmoid(x)); }
 inline double relu(double x) { return op::Relu::value(x); }
 
 // ---- Comparisons compare values; they record nothing. ----
