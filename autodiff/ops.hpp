@@ -122,12 +122,12 @@ struct Tanh {
   static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(T(-2) * std::fabs(x));
                                                             return T(4) * e / (T(1) + e * (T(2) + e)); };
 };
-// σ(x) = 1/(1 + e^−x), written so that e^x never overflows: exact for large |x| too.
-// σ′(x) = e/(1 + e)² with e = exp(−|x|), expanded as for tanh: within 2.5 ulp. (y·(1 − y)
-// cancels as y → 1: 0 instead of 4e-18 at x = 40.)
+// σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) below, with e = exp(−|x|) ≤ 1: never overflows,
+// exact for large |x| too. σ′(x) = e/(1 + e)², expanded as for tanh: within 2.5 ulp. (y·(1 − y)
+// cancels as y → 1: 0 instead of 4e-18 at x = 40.) Where both are inlined, e is computed once.
 struct Sigmoid {
-  static constexpr auto value      = []<class T>(T x) { if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-                                                         const T e = std::exp(x); return e / (T(1) + e); };
+  static constexpr auto value      = []<class T>(T x) { const T e = std::exp(-std::fabs(x));
+                                                         return (x >= T(0) ? T(1) : e) / (T(1) + e); };
   static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(-std::fabs(x));
                                                             return e / (T(1) + e * (T(2) + e)); };
 };
