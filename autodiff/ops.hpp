@@ -42,7 +42,7 @@ struct Multiply {
   static constexpr auto d_left  = []<class T>(T, T b, T) { return b; };
   static constexpr auto d_right = []<class T>(T a, T, T) { return a; };
 };
-// ∂/∂b = −a/b² as −y/b; where y is subnormal (bits lost), as −a/(b·b), which is then normal.
+// ∂/∂b = −a/b² as −y/b; where y is subnormal (bits lost), as −a/(b·b): b·b is normal there.
 struct Divide {
   static constexpr auto value   = [](auto a, auto b) { return a / b; };
   static constexpr auto d_left  = []<class T>(T, T b, T) { return T(1) / b; };
