@@ -18,7 +18,15 @@ namespace detail {
   throw std::invalid_argument("clamp: low " + std::to_string(low) + " is above high " +
                               std::to_string(high) + ", expected low ≤ high");
 }
+/// c·a^p as (c·h)·h with h = |a|^(p/2), and the sign of a^p (NaN for a < 0 and p not an
+/// integer): within 3 ulp where a^p over- or underflows but c·a^p does not.
+template <class T>
+T times_pow(T c, T a, T p) {
+  const T h = std::pow(std::fabs(a), p / T(2));
+  return (a < T(0) ? c * std::pow(T(-1), p) : c) * h * h;
+}
 }  // namespace detail
+
 namespace op {
 
 // Each entry is generic over the element type, so that the tensor kernels (float and double) use
@@ -40,18 +48,28 @@ struct Multiply {
   static constexpr auto d_left  = []<class T>(T, T b, T) { return b; };
   static constexpr auto d_right = []<class T>(T a, T, T) { return a; };
 };
+// ∂/∂b = −a/b² as −y/b; where y is subnormal (bits lost), as −a/(b·b): b·b is normal there.
 struct Divide {
   static constexpr auto value   = [](auto a, auto b) { return a / b; };
   static constexpr auto d_left  = []<class T>(T, T b, T) { return T(1) / b; };
-  static constexpr auto d_right = []<class T>(T, T b, T y) { return -y / b; };
+  static constexpr auto d_right = []<class T>(T a, T b, T y) { return std::isnormal(y) ? -y / b : -a / (b * b); };
 };
 // d/da a^b = b·a^(b−1), taken as 0 when b = 0 (a^0 is constant, even at a = 0).
 // d/db a^b = a^b·ln a, taken as 0 at a = 0 (0^b is 0 for every b > 0); NaN for a < 0, where
 // a^b is not differentiable in b. Negative bases with integer exponents are fine in a.
+// Accuracy (within 3 ulp): d/da is b·y/a, not b·pow(a, b − 1), whose rounded b − 1 costs 300
+// ulp at a = 1e300, b = 0.3; the order of b·y/a keeps each intermediate in the normal range.
+// Where y over- or underflows, both partials square a^(p/2) (detail::times_pow), with p = b − 1
+// for b > 0 (exact: y is out of range only for b > 0.9) and as (b/a)·a^b for b < 0.
 struct Power {
   static constexpr auto value   = [](auto a, auto b) { return std::pow(a, b); };
-  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b == T(0) ? T(0) : b * std::pow(a, b - T(1)); };
-  static constexpr auto d_right = []<class T>(T a, T, T y) { return a == T(0) ? T(0) : y * std::log(a); };
+  static constexpr auto d_left  = []<class T>(T a, T b, T y) {
+    if (b == T(0)) return T(0);
+    if (std::isnormal(y)) return std::fabs(b) < T(1) || std::fabs(y) < T(1) ? b * y / a : b * (y / a);
+    return b > T(0) ? detail::times_pow(b, a, b - T(1)) : detail::times_pow(b / a, a, b); };
+  static constexpr auto d_right = []<class T>(T a, T b, T y) {
+    if (a == T(0)) return T(0);
+    return std::isnormal(y) ? y * std::log(a) : detail::times_pow(std::log(a), a, b); };
 };
 // At a tie the first argument is chosen, and gets the whole gradient.
 struct Minimum {
@@ -98,19 +116,26 @@ struct Cos {
   static constexpr auto value      = [](auto x) { return std::cos(x); };
   static constexpr auto derivative = []<class T>(T x, T) { return -std::sin(x); };
 };
+// tan′ = 1 + y² never cancels, and y is within 1 ulp even next to the poles: within 2 ulp.
 struct Tan {
   static constexpr auto value      = [](auto x) { return std::tan(x); };
   static constexpr auto derivative = []<class T>(T, T y) { return T(1) + y * y; };
 };
+// tanh′ = sech²x = 4e/(1 + e)² with e = exp(−2|x|), expanded to 4e/(1 + e(2 + e)): within 2.5
+// ulp. (1 − y² cancels as |y| → 1: 2e-11 relative error at x = 7, 0 instead of 7e-35 at 40.)
 struct Tanh {
   static constexpr auto value      = [](auto x) { return std::tanh(x); };
-  static constexpr auto derivative = []<class T>(T, T y) { return T(1) - y * y; };
+  static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(T(-2) * std::fabs(x));
+                                                            return T(4) * e / (T(1) + e * (T(2) + e)); };
 };
-// 1/(1+e^−x), written so that e^x never overflows: exact for large |x| too.
+// σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) below, with e = exp(−|x|) ≤ 1: never overflows,
+// exact for large |x| too. σ′(x) = e/(1 + e)², expanded as for tanh: within 2.5 ulp. (y·(1 − y)
+// cancels as y → 1: 0 instead of 4e-18 at x = 40.) Where both are inlined, e is computed once.
 struct Sigmoid {
-  static constexpr auto value      = []<class T>(T x) { if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-                                                         const T e = std::exp(x); return e / (T(1) + e); };
-  static constexpr auto derivative = []<class T>(T, T y) { return y * (T(1) - y); };
+  static constexpr auto value      = []<class T>(T x) { const T e = std::exp(-std::fabs(x));
+                                                         return (x >= T(0) ? T(1) : e) / (T(1) + e); };
+  static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(-std::fabs(x));
+                                                            return e / (T(1) + e * (T(2) + e)); };
 };
 // relu'(0) = 0 and abs'(0) = 0, as PyTorch and TensorFlow choose (a valid subgradient).
 struct Relu {
@@ -220,6 +245,8 @@ requires(Expression<A> || Expression<B>) auto elementwise(const A& a, const B& b
 /// The same functions on plain doubles, for code written by hand next to the tape's: they use
 /// the formulas above, so hand-derived and automatic results can agree to the last bit.
 inline double sigmoid(double x) { return op::Sigmoid::value(x); }
+/// σ′(x) = σ(x)·(1 − σ(x)), computed without the cancellation of 1 − σ(x) as σ(x) → 1.
+inline double sigmoid_derivative(double x) { return op::Sigmoid::derivative(x, sigmoid(x)); }
 inline double relu(double x) { return op::Relu::value(x); }
 
 // ---- Comparisons compare values; they record nothing. ----

@@ -18,7 +18,8 @@ int main() {
   const double x1 = alice.x1, x2 = alice.x2, y_true = alice.y_true;
   const double w1 = p[0], w2 = p[1], w3 = p[2], w4 = p[3], w5 = p[4], w6 = p[5];
   using autodiff::sigmoid;
-  auto deriv_sigmoid = [](double x) { return sigmoid(x) * (1 - sigmoid(x)); };
+  // f′(x) = f(x)·(1 − f(x)), computed without the cancellation of 1 − f(x) as f(x) → 1.
+  auto deriv_sigmoid = [](double x) { return autodiff::sigmoid_derivative(x); };
 
   // Forward, by hand.
   const double sum_h1 = w1 * x1 + w2 * x2, h1 = sigmoid(sum_h1);
