@@ -282,3 +282,24 @@ TEST_CASE("losses: target rows must be one-hot or probability rows; the row is n
                        "sparse_categorical_crossentropy: 2 labels for predictions of shape (3, 3)",
                        std::invalid_argument);
 }
+
+// ---- Sizes ----
+
+TEST_CASE("Dense: sizes that overflow or cannot be allocated are errors naming the layer") {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  // bad inputs: 3
+  CHECK_THROWS_WITH_AS(nn::Dense(784, kMax),
+                       "Dense(784 → 9223372036854775807): 784 × 9223372036854775807 weights are "
+                       "more than a tensor can hold (1152921504606846975)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::Dense(std::int64_t(1) << 32, std::int64_t(1) << 32),
+                       doctest::Contains("weights are more than a tensor can hold"),
+                       std::invalid_argument);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan stops the process at an allocation this large
+  // 313 TB of weights: more than the address space. Was "std::bad_alloc", naming nothing.
+  CHECK_THROWS_WITH_AS(nn::Dense(784, 99'999'999'999),
+                       "Dense(784 → 99999999999): not enough memory for 78399999999216 weights "
+                       "and their gradients",
+                       std::length_error);
+#endif
+}
