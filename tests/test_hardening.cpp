@@ -73,7 +73,7 @@ TEST_CASE("history: a process killed while writing leaves no temporary file behi
   }
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFSIGNALED(status));  // bad inputs: 2
+  REQUIRE(WIFSIGNALED(status));  // bad inputs: 1
   CHECK(WTERMSIG(status) == SIGXFSZ);
   CHECK(dir.listing() == std::set<std::string>{"history.csv"});
   CHECK(read_text(target) == "old\n");
@@ -84,7 +84,7 @@ TEST_CASE("history: a failed write leaves no temporary file, and the old file in
   const std::string target = dir / "history.csv";
   write_text(target, "old\n");
   {
-    const testing::FileSizeLimit limit(16);  // bad inputs: 3
+    const testing::FileSizeLimit limit(16);  // bad inputs: 1
     CHECK_THROWS_WITH_AS(three_epochs().write_csv(target),
                          doctest::Contains("history.csv: cannot write the history: writing"),
                          nn::DataError);
@@ -95,7 +95,8 @@ TEST_CASE("history: a failed write leaves no temporary file, and the old file in
   // Paths whose directory cannot hold the file: a clear error, and nothing made anywhere.
   write_text(dir / "file.txt", "");
   std::filesystem::create_directory(dir / "sub");
-  for (const char* bad : {"missing/history.csv", "file.txt/history.csv", "sub"}) {  // bad inputs: 6
+  // bad inputs: 3
+  for (const char* bad : {"missing/history.csv", "file.txt/history.csv", "sub"}) {
     INFO(bad);
     const std::string message = fmt::format("{}: cannot write the history", dir / bad);
     CHECK_THROWS_WITH_AS(three_epochs().write_csv(dir / bad), doctest::Contains(message.c_str()),
@@ -145,7 +146,7 @@ TEST_CASE("fit: a batch size up to the int64 maximum trains on one batch of all 
     CHECK(all.loss == doctest::Approx(model.evaluate(data, 7).loss).epsilon(1e-6));
     CHECK(model.predict(data, batch_size) == model.predict(data, 40));
   }
-  // With a validation split too: one batch of the 30 training rows, 10 validate.
+  // With a validation split too: one batch of the 30 training rows, 10 validate. bad inputs: 1
   nn::Model split = small_model();
   const nn::History history =
       split.fit(data, {.batch_size = kMax, .epochs = 1, .validation_split = 0.25, .verbose = 0});
