@@ -1,6 +1,7 @@
 #include "nn/layers.hpp"
 
 #include <cmath>
+#include <new>
 #include <random>
 #include <stdexcept>
 
@@ -40,12 +41,24 @@ Tensor<float> activate(const Tensor<float>& x, Activation activation) {
   return x;
 }
 
-Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOptions options)
-    : activation_(activation) {
+namespace {
+// (in, out), checked: both > 0, and in · out elements a tensor can hold.
+Shape dense_weights_shape(std::int64_t in, std::int64_t out) {
   if (in <= 0 || out <= 0)
     throw std::invalid_argument(
         fmt::format("Dense: in = {} and out = {}: both must be > 0", in, out));
-  weight_ = &register_parameter("weight", {in, out});
+  std::int64_t count = 0;
+  if (__builtin_mul_overflow(in, out, &count) || count > Shape::kMaxSize)
+    throw std::invalid_argument(
+        fmt::format("Dense({} → {}): {} × {} weights are more than a tensor can hold ({})", in, out,
+                    in, out, Shape::kMaxSize));
+  return Shape{in, out};
+}
+}  // namespace
+
+Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOptions options) try
+    : activation_(activation) {
+  weight_ = &register_parameter("weight", dense_weights_shape(in, out));
   bias_ = &register_parameter("bias", {out});
   std::mt19937_64 rng(options.seed);
   const double fan_in = double(in), fan_out = double(out);
@@ -64,6 +77,9 @@ Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOpti
       break;
     }
   }
+} catch (const std::bad_alloc&) {
+  throw std::length_error(fmt::format(
+      "Dense({} → {}): not enough memory for {} weights and their gradients", in, out, in * out));
 }
 
 Tensor<float> Dense::forward(const Tensor<float>& x) {

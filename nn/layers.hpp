@@ -30,7 +30,8 @@ struct DenseOptions {
 /// weights, zero biases.
 class Dense : public Module {
  public:
-  /// Throws std::invalid_argument unless in > 0 and out > 0.
+  /// Throws std::invalid_argument unless in > 0, out > 0 and in · out fits a tensor
+  /// (Shape::kMaxSize), and std::length_error naming the layer if the weights cannot be allocated.
   Dense(std::int64_t in, std::int64_t out, Activation activation = Activation::Linear,
         DenseOptions options = {});
   Tensor<float> forward(const Tensor<float>& x) override;

@@ -80,7 +80,7 @@ TEST_CASE("write_file_atomically: bad targets and failed writes leave everything
     std::string path, message;
   };
   const Case cases[] = {
-      // bad inputs: 7
+      // bad inputs: 7 paths, each through both functions: 14
       {"", "cannot write the model: the path is empty"},
       {dir / "sub", "/sub: cannot write the model: it is a directory"},
       {dir / "sub/", "/sub/: cannot write the model: the path names a directory"},
