@@ -15,8 +15,8 @@ class Residual : public nn::Module {
   Residual(std::int64_t width, std::uint64_t seed)
       : inner_(&register_module("inner", nn::Dense(width, width, nn::Activation::Relu,
                                                    {.init = nn::Init::HeUniform, .seed = seed}))),
-        outer_(&register_module("outer", nn::Dense(width, width, nn::Activation::Linear,
-                                                   {.seed = seed + 1}))) {}
+        outer_(&register_module(
+            "outer", nn::Dense(width, width, nn::Activation::Linear, {.seed = seed + 1}))) {}
 
   autodiff::Tensor<float> forward(const autodiff::Tensor<float>& x) override {
     return x + (*outer_)((*inner_)(x));
@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
       fmt::print("{:<22} {}\n", p.name, p.parameter->shape.str());
     fmt::print("{} parameters\n", model.network().parameter_count());
 
-    model.fit(train, {.batch_size = 32, .epochs = 5, .validation_split = 0.1, .seed = 1,
-                      .verbose = 2});
+    model.fit(train,
+              {.batch_size = 32, .epochs = 5, .validation_split = 0.1, .seed = 1, .verbose = 2});
     fmt::print("Test accuracy: {}\n", model.evaluate(test)["accuracy"]);
   } catch (const std::exception& error) {
     fmt::print(stderr, "custom_model: {}\n", error.what());

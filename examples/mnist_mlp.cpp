@@ -5,6 +5,7 @@
 // four standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <fmt/core.h>
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
 
     const nn::History history = train(model, train_data, s);
     if (!s.history.empty()) history.write_csv(s.history);
+    if (history.diverged) throw std::runtime_error(history.stop_reason);
     fmt::print("Test accuracy: {}\n", test(model, test_data));
     cli_checks::flush_stdout();
   } catch (const std::exception& error) {

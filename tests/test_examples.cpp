@@ -274,3 +274,34 @@ TEST_CASE("the examples exit non-zero when their output cannot be written") {
   run("train_2_2_1 > /dev/full", 1);  // bad inputs: 2
   run("mnist_mlp --epochs 0 > /dev/full", 1);
 }
+
+TEST_CASE("regression: fit reaches a test MSE within 1.5x of the noise's 0.01, on seeds 1, 2, 3") {
+  for (const char* seed : {"1", "2", "3"}) {
+    const std::vector<std::string> lines =
+        lines_of(run(std::string("regression --verbose 0 --seed ") + seed));
+    REQUIRE(!lines.empty());
+    double mse = 1;
+    REQUIRE(std::sscanf(lines.back().c_str(), "Test MSE: %lf", &mse) == 1);
+    MESSAGE("regression, seed " << std::string(seed) << ": test MSE " << mse);
+    CHECK(mse <= 0.015);
+    CHECK(mse >= 0.005);  // below the noise would mean the test set leaked
+  }
+  // Keras-style progress, one line per epoch by default.
+  const std::string progress = run("regression --epochs 2");
+  CHECK(progress.find("Epoch 2/2\n63/63 [==============================]") != std::string::npos);
+  CHECK(progress.find(" - loss: ") != std::string::npos);
+  CHECK(progress.find(" - mse: ") != std::string::npos);
+}
+
+TEST_CASE("custom_model: a user's residual module, named parameters, trained with fit") {
+  const std::string output = run("custom_model");
+  CHECK(output.find("block.inner.weight     (64, 64)") != std::string::npos);
+  CHECK(output.find("block.outer.bias       (64,)") != std::string::npos);
+  CHECK(output.find("classify.weight        (64, 10)") != std::string::npos);
+  const std::vector<std::string> lines = lines_of(output);
+  REQUIRE(!lines.empty());
+  double accuracy = 0;
+  REQUIRE(std::sscanf(lines.back().c_str(), "Test accuracy: %lf", &accuracy) == 1);
+  MESSAGE("custom_model: test accuracy " << accuracy);
+  CHECK(accuracy > 0.92);
+}
