@@ -104,3 +104,60 @@ TEST_CASE("README: the MNIST MLP") {
   model.fit(train, {.batch_size = 32, .epochs = 1, .validation_split = 0.1, .verbose = 0});
   CHECK(model.evaluate(test)["accuracy"] > 0.6);
 }
+
+namespace readme {
+using autodiff::Tensor;
+class Residual : public nn::Module {  // y = x + Dense(relu(Dense(x)))
+ public:
+  Residual(std::int64_t width, std::uint64_t seed)
+      : inner_(&register_module("inner",
+                                nn::Dense(width, width, nn::Activation::Relu, {.seed = seed}))),
+        outer_(&register_module(
+            "outer", nn::Dense(width, width, nn::Activation::Linear, {.seed = seed + 1}))) {}
+  Tensor<float> forward(const Tensor<float>& x) override { return x + (*outer_)((*inner_)(x)); }
+
+ private:
+  nn::Dense* inner_;
+  nn::Dense* outer_;
+};
+nn::Sequential build_network(std::uint64_t seed) {
+  nn::Sequential network;
+  network.add(nn::Dense(1, 16, nn::Activation::Tanh, {.seed = seed}));
+  network.add(nn::Dense(16, 1, nn::Activation::Linear, {.seed = seed + 1}));
+  return network;
+}
+}  // namespace readme
+
+TEST_CASE("README: models of your own") {
+  using readme::Residual;
+  nn::Sequential network;
+  network.add("embed", nn::Dense(784, 64, nn::Activation::Relu));
+  network.add("block", Residual(64, 2));
+  network.add("classify", nn::Dense(64, 10, nn::Activation::Softmax));
+  // named_parameters(): embed.weight, embed.bias, block.inner.weight, …, classify.bias
+  Residual& block = network.child<Residual>("block");
+  CHECK(network.named_parameters()[2].name == "block.inner.weight");
+  CHECK(network.named_parameters().back().name == "classify.bias");
+  CHECK(network.parameter_count() == 59'210);
+  (void)block;
+}
+
+TEST_CASE("README: a regression with fit") {
+  using readme::build_network;
+  const std::uint64_t seed = 1;
+  std::vector<float> x(200), y(200);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = -1.0f + 2.0f * float(i) / 200.0f;
+    y[i] = std::sin(3 * x[i]);
+  }
+  const nn::TensorData test(x, {200, 1}, y, {200, 1});
+  nn::TensorData train(x, {200, 1}, y, {200, 1});
+  nn::Model model(build_network(seed), nn::huber(1.0), std::make_unique<nn::Adam>(),
+                  {nn::metrics::mean_squared_error()});
+  nn::EarlyStopping early({.monitor = "val_loss", .patience = 5});  // restores the best weights
+  nn::LearningRateScheduler cosine = nn::cosine_decay(1e-3, 150);
+  model.fit(train,
+            {.epochs = 150, .validation_split = 0.1, .verbose = 0, .callbacks = {&early, &cosine}});
+  double mse = model.evaluate(test)["mse"];
+  CHECK(mse < 0.5);
+}
