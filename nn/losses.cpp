@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -110,6 +111,24 @@ Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labe
           fmt::format("sparse_categorical_crossentropy: label {} at row {} is outside [0, {})",
                       labels[i], i, classes));
   return categorical_crossentropy(autodiff::one_hot<float>(labels, y_pred.shape()[1]), y_pred);
+}
+
+Tensor<float> sparse_categorical_crossentropy(const Tensor<float>& y_true,
+                                              const Tensor<float>& y_pred) {
+  if (y_true.rank() < 1 || y_true.rank() > 2 || y_true.size() != y_true.shape()[0])
+    throw std::invalid_argument(fmt::format(
+        "sparse_categorical_crossentropy: labels of shape {}, expected (batch, 1) or (batch,)",
+        y_true.shape().str()));
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(y_true.size()));
+  const auto values = y_true.data();
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (!(values[i] >= 0.0f && values[i] < 2147483648.0f) || values[i] != std::floor(values[i]))
+      throw std::invalid_argument(
+          fmt::format("sparse_categorical_crossentropy: label {} at row {} is not a class number",
+                      values[i], i));
+    labels[i] = static_cast<std::int32_t>(values[i]);
+  }
+  return sparse_categorical_crossentropy(labels, y_pred);
 }
 
 Huber huber(double delta) {

@@ -41,6 +41,17 @@ Tensor<float> categorical_crossentropy_from_logits(const Tensor<float>& y_true,
 /// row of a label outside that range.
 Tensor<float> sparse_categorical_crossentropy(std::span<const std::int32_t> labels,
                                               const Tensor<float>& y_pred);
+/// The same with the labels as a (batch, 1) or (batch,) tensor of class numbers (what
+/// TensorData::with_labels(…, one_hot = false) holds): usable as a Loss in fit. Throws
+/// std::invalid_argument, naming the row, for a label that is not a class number.
+Tensor<float> sparse_categorical_crossentropy(const Tensor<float>& y_true,
+                                              const Tensor<float>& y_pred);
+/// The same as a function object, to pass where a Loss is expected (the name is overloaded).
+struct SparseCategoricalCrossentropy {
+  Tensor<float> operator()(const Tensor<float>& y_true, const Tensor<float>& y_pred) const {
+    return sparse_categorical_crossentropy(y_true, y_pred);
+  }
+};
 
 /// Huber loss (Keras's): with e = y_pred − y_true, the mean of ½e² where |e| ≤ δ and
 /// δ·(|e| − ½δ) elsewhere — quadratic near 0, linear in the tails, so outliers pull less.

@@ -172,3 +172,28 @@ TEST_CASE("the history CSV has a column per log") {
   std::remove(path.c_str());
   CHECK(std::string(header) == "epoch,loss,mae,seconds\n");
 }
+
+TEST_CASE("integer class labels where a classification loss wants them") {
+  // Two blobs, labels 0 and 1 as class numbers (not one-hot), sparse cross-entropy, accuracy.
+  std::vector<float> x;
+  std::vector<std::int32_t> labels;
+  for (int i = 0; i < 64; ++i) {
+    const int label = i % 2;
+    x.push_back(label == 0 ? -1.0f - 0.01f * float(i) : 1.0f + 0.01f * float(i));
+    labels.push_back(label);
+  }
+  const auto data = nn::TensorData::with_labels(x, {64, 1}, labels, 2, /*one_hot=*/false);
+  nn::Sequential network;
+  network.add(nn::Dense(1, 2, nn::Activation::Softmax));
+  nn::Model model(std::move(network), nn::SparseCategoricalCrossentropy{},
+                  std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(0.05)));
+  model.fit(data, {.batch_size = 16, .epochs = 30, .seed = 2, .verbose = 0});
+  CHECK(model.evaluate(data)["accuracy"] == 1.0);
+  autodiff::Tape tape;
+  autodiff::TapeScope scope(tape);
+  CHECK_THROWS_WITH_AS(
+      nn::sparse_categorical_crossentropy(autodiff::Tensor<float>::from({0.0f, 1.5f}, {2, 1}),
+                                          autodiff::Tensor<float>::ones({2, 2})),
+      "sparse_categorical_crossentropy: label 1.5 at row 1 is not a class number",
+      std::invalid_argument);
+}
