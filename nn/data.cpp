@@ -19,10 +19,10 @@ constexpr unsigned char kGzipMagic[2] = {0x1f, 0x8b};
 
 // A file's content, as a stream of bytes: the file itself, or, when it starts with the gzip magic
 // bytes (whatever its name), what its gzip members inflate to. Nothing here is sized by what the
-// file claims: the compressed input goes through a fixed 64 KiB buffer, and read() fills only what
-// the caller hands it. A gzip stream must end cleanly (each member's CRC and length check out),
-// and only further gzip members may follow one: anything else after it is an error, as trailing
-// bytes are in a raw file.
+// file claims: the compressed input goes through a buffer of 64 KiB (or the file's size, if
+// less), and read() fills only what the caller hands it. A gzip stream must end cleanly (each
+// member's CRC and length check out), and only further gzip members may follow one: anything else
+// after it is an error, as trailing bytes are in a raw file.
 class Input {
  public:
   explicit Input(const std::string& path) : path_(path) {
@@ -47,7 +47,8 @@ class Input {
       std::rewind(file_);
       return;
     }
-    in_.reset(new unsigned char[kInputBuffer]);
+    in_size_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(file_size_, 2, kInputBuffer));
+    in_.reset(new unsigned char[in_size_]);
     std::memcpy(in_.get(), magic, 2);
     file_read_ = 2;
     z_.next_in = in_.get();
@@ -82,7 +83,7 @@ class Input {
   }
 
  private:
-  static constexpr std::size_t kInputBuffer = 1 << 16;
+  static constexpr std::size_t kInputBuffer = 1 << 16;  // or the file's size, if less
 
   // The compressed bytes consumed so far: the offset in the file of the next one.
   std::uint64_t file_offset() const { return file_read_ - z_.avail_in; }
@@ -91,7 +92,7 @@ class Input {
   bool refill() {
     if (z_.avail_in > 0) std::memmove(in_.get(), z_.next_in, z_.avail_in);
     z_.next_in = in_.get();
-    const std::size_t n = std::fread(in_.get() + z_.avail_in, 1, kInputBuffer - z_.avail_in, file_);
+    const std::size_t n = std::fread(in_.get() + z_.avail_in, 1, in_size_ - z_.avail_in, file_);
     if (n == 0 && std::ferror(file_))
       throw DataError(
           fmt::format("{}: read error at byte {} ({})", path_, file_read_, std::strerror(errno)));
@@ -160,6 +161,7 @@ class Input {
   bool inflating_ = false;
   bool member_ended_ = false;
   std::unique_ptr<unsigned char[]> in_;
+  std::size_t in_size_ = 0;
   std::uint64_t file_read_ = 0;  // compressed bytes read from the file into in_
 };
 
@@ -176,11 +178,11 @@ std::string find_file(const std::string& directory, const std::string& name) {
 }
 
 // A compressed file's data buffer starts at what its compressed bytes plausibly hold (8 times
-// their number: gzip shrinks MNIST's files 2 to 5 times; at least 64 KiB), but never more than
+// their number: gzip shrinks MNIST's files 2 to 5 times; at least 4 KiB), but never more than
 // the header promises, and doubles only as decompressed bytes fill it. So an honest file's data
 // is allocated once, at its exact size, and a header alone can never make the reader allocate
 // more than 8 times the file's size.
-constexpr std::uint64_t kFirstChunk = 1 << 16;
+constexpr std::uint64_t kFirstChunk = 1 << 12;
 constexpr std::uint64_t kPlausibleRatio = 8;
 
 }  // namespace

@@ -39,7 +39,7 @@ inline constexpr std::uint64_t kIdxMaxBytes = std::uint64_t{1} << 30;
 /// checked for overflow and against `max_bytes`, the limit on the data (which also bounds how far
 /// a compressed stream is ever inflated: to the header's size plus one byte). A raw file's size
 /// must match the header before the data is allocated. A compressed file's data buffer starts at
-/// 8 times the file's size (at least 64 KiB; so an honest file's data is allocated once), never
+/// 8 times the file's size (at least 4 KiB; so an honest file's data is allocated once), never
 /// more than the header's size, and only doubles as decompressed bytes fill it: a header promising
 /// more than the stream holds costs at most twice what it holds. Every failure is a DataError that
 /// names the file, what was expected and what was found, with the byte offset where one applies;
