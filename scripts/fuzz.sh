@@ -20,9 +20,10 @@ if ! command -v clang++ >/dev/null; then
   exit 1
 fi
 
+# -Wno-c99-extensions: OpenBLAS's header uses C99's _Complex, which clang's -Wpedantic reports.
 cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DAUTODIFF_FUZZ=ON -DAUTODIFF_WARNINGS_AS_ERRORS=OFF -DAUTODIFF_BUILD_TESTS=OFF \
-  -DAUTODIFF_BUILD_BENCHMARKS=OFF -DAUTODIFF_BUILD_EXAMPLES=OFF >/dev/null
+  -DCMAKE_CXX_FLAGS=-Wno-c99-extensions -DAUTODIFF_FUZZ=ON -DAUTODIFF_WARNINGS_AS_ERRORS=OFF \
+  -DAUTODIFF_BUILD_TESTS=OFF -DAUTODIFF_BUILD_BENCHMARKS=OFF -DAUTODIFF_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$dir" -j 2 --target "${targets[@]}" >/dev/null
 
 # ASan's quarantine of freed memory (256 MB by default) would fill -rss_limit_mb's budget with
