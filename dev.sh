@@ -14,6 +14,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libcli11-dev zlib1g-dev
   libopenblas-dev)
+PACKAGES+=(clang libclang-rt-14-dev)  # the fuzz pass in tests(): clang's libFuzzer
 JOBS=2
 
 install_missing_packages() {
@@ -81,6 +82,15 @@ tests() {
     "$b" --benchmark_min_time=0.01 >/dev/null
     echo "$(basename "$b"): ran"
   done
+
+  # A short fuzz pass over the data loaders (fuzz/README.md): each target in turn, memory-limited,
+  # FUZZ_SECONDS each (default 25). A finding fails the tests.
+  echo "== Fuzzing, ${FUZZ_SECONDS:-25}s per target (scripts/fuzz.sh)"
+  if command -v clang++ >/dev/null; then
+    scripts/fuzz.sh "${FUZZ_SECONDS:-25}"
+  else
+    echo "clang++ not found: skipped (apt-get install -y clang libclang-rt-14-dev)"
+  fi
 
   echo "== All tests passed"
   echo "Release:       $(grep 'tests passed' build/ctest.log)"

@@ -25,10 +25,27 @@ struct IdxArray {
   std::vector<std::uint8_t> data;
 };
 
-/// Reads an IDX file of unsigned bytes, raw or .gz. Checks the magic number (0x0000080N: type
-/// 0x08, N dimensions), that `expected_rank` dimensions are present when it is > 0, and that the
-/// data is exactly as long as the dimensions say (no truncation, no trailing bytes).
-IdxArray read_idx(const std::string& path, int expected_rank = 0);
+/// The most data read_idx accepts by default: 1 GiB (the largest MNIST file holds 47 MB; EMNIST's,
+/// 550 MB). A header whose dimensions describe more is an error before anything is allocated.
+inline constexpr std::uint64_t kIdxMaxBytes = std::uint64_t{1} << 30;
+
+/// Reads an IDX file of unsigned bytes, raw or gzip-compressed (told apart by content, not by
+/// name). Checks the magic number (0x0000080N: type 0x08, N dimensions), that `expected_rank`
+/// dimensions are present when it is > 0, and that the data is exactly as long as the dimensions
+/// say: no truncation, no trailing bytes, and for a .gz file no trailing garbage after the gzip
+/// stream (further gzip members may follow, as `cat a.gz b.gz` makes) and a valid CRC.
+///
+/// Memory follows the bytes that are there, never the header alone. The dimensions' product is
+/// checked for overflow and against `max_bytes`, the limit on the data (which also bounds how far
+/// a compressed stream is ever inflated: to the header's size plus one byte). A raw file's size
+/// must match the header before the data is allocated. A compressed file's data buffer starts at
+/// 8 times the file's size (at least 4 KiB; so an honest file's data is allocated once), never
+/// more than the header's size, and only doubles as decompressed bytes fill it: a header promising
+/// more than the stream holds costs at most twice what it holds. Every failure is a DataError that
+/// names the file, what was expected and what was found, with the byte offset where one applies;
+/// never std::bad_alloc.
+IdxArray read_idx(const std::string& path, int expected_rank = 0,
+                  std::uint64_t max_bytes = kIdxMaxBytes);
 
 /// Labelled images: count × features bytes, and count labels in [0, classes).
 class Dataset {
@@ -58,7 +75,9 @@ class Dataset {
 };
 
 /// `{prefix}-images-idx3-ubyte[.gz]` and `{prefix}-labels-idx1-ubyte[.gz]` in `directory`
-/// (prefix "train" or "t10k"), checked against each other: same count, labels 0–9.
-Dataset load_mnist(const std::string& directory, const std::string& prefix);
+/// (prefix "train" or "t10k"), checked against each other: same count, labels 0–9. Each file is
+/// read by read_idx with `max_bytes`.
+Dataset load_mnist(const std::string& directory, const std::string& prefix,
+                   std::uint64_t max_bytes = kIdxMaxBytes);
 
 }  // namespace nn

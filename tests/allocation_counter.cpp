@@ -5,14 +5,22 @@
 
 namespace {
 thread_local std::size_t g_allocations = 0;
+thread_local std::size_t g_bytes = 0;
+thread_local std::size_t g_largest = 0;
+
+void count(std::size_t size) {
+  ++g_allocations;
+  g_bytes += size;
+  if (size > g_largest) g_largest = size;
+}
 
 void* allocate(std::size_t size) {
-  ++g_allocations;
+  count(size);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
 void* allocate_aligned(std::size_t size, std::align_val_t alignment) {
-  ++g_allocations;
+  count(size);
   const std::size_t a = static_cast<std::size_t>(alignment);
   if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
   throw std::bad_alloc();
@@ -20,6 +28,9 @@ void* allocate_aligned(std::size_t size, std::align_val_t alignment) {
 }  // namespace
 
 std::size_t testing::allocations_on_this_thread() { return g_allocations; }
+std::size_t testing::bytes_allocated_on_this_thread() { return g_bytes; }
+std::size_t testing::largest_allocation_on_this_thread() { return g_largest; }
+void testing::reset_largest_allocation() { g_largest = 0; }
 
 void* operator new(std::size_t size) { return allocate(size); }
 void* operator new[](std::size_t size) { return allocate(size); }

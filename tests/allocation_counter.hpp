@@ -1,16 +1,33 @@
 #pragma once
 // Counts heap allocations made by this thread through the global operator new (replaced in
-// allocation_counter.cpp), so a test can assert that a piece of code allocates nothing.
+// allocation_counter.cpp), and their bytes, so a test can assert that a piece of code allocates
+// nothing, or how much it allocates at most.
 #include <cstddef>
 
 namespace testing {
 std::size_t allocations_on_this_thread();
+std::size_t bytes_allocated_on_this_thread();
+/// The largest single allocation on this thread since the last reset_largest_allocation().
+std::size_t largest_allocation_on_this_thread();
+void reset_largest_allocation();
 
 /// Allocations made on this thread since construction.
 class AllocationCounter {
  public:
   AllocationCounter() : start_(allocations_on_this_thread()) {}
   std::size_t count() const { return allocations_on_this_thread() - start_; }
+
+ private:
+  std::size_t start_;
+};
+
+/// Bytes allocated on this thread since construction (freed or not), and the largest single
+/// allocation among them.
+class ByteCounter {
+ public:
+  ByteCounter() : start_(bytes_allocated_on_this_thread()) { reset_largest_allocation(); }
+  std::size_t total() const { return bytes_allocated_on_this_thread() - start_; }
+  std::size_t largest() const { return largest_allocation_on_this_thread(); }
 
  private:
   std::size_t start_;
