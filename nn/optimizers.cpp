@@ -1,5 +1,9 @@
 #include "nn/optimizers.hpp"
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -70,7 +74,25 @@ void SGD::set_learning_rate(double rate) {
   options_ = changed;
 }
 
+namespace {
+// Flush-to-zero and denormals-are-zero for the update loops, restored on exit. A parameter whose
+// gradient stays 0 (a dead ReLU unit) has its moments decay geometrically into subnormal floats,
+// where every multiply takes a microcode assist: measured, Adam's pass ran 3× slower for it.
+// Values below 1.2e-38 are far below anything that can move a float parameter.
+class FlushDenormals {
+ public:
+#if defined(__SSE__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+}  // namespace
+
 void Adam::update(std::span<Parameter* const> parameters) {
+  const FlushDenormals flush;
   match_buffers(m_, parameters, "Adam");
   match_buffers(v_, parameters, "Adam");
   ++t_;
@@ -105,6 +127,7 @@ void SGDOptions::validate() const {
 SGD::SGD(SGDOptions options) : options_(options) { options_.validate(); }
 
 void SGD::update(std::span<Parameter* const> parameters) {
+  const FlushDenormals flush;
   match_buffers(velocity_, parameters, "SGD");
   const float lr = float(options_.learning_rate_), mu = float(options_.momentum_);
   for (std::size_t k = 0; k < parameters.size(); ++k) {

@@ -197,3 +197,19 @@ TEST_CASE("integer class labels where a classification loss wants them") {
       "sparse_categorical_crossentropy: label 1.5 at row 1 is not a class number",
       std::invalid_argument);
 }
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+TEST_CASE("optimizers flush subnormal moments inside their step only") {
+  // Adam's moments of a parameter whose gradient stays 0 decay into subnormals, which are slow:
+  // the step runs with flush-to-zero, and gives the caller's floating-point mode back.
+  nn::Dense dense(2, 2);
+  nn::Adam adam;
+  const auto params = dense.parameters();
+  const unsigned mode = _mm_getcsr();
+  for (int i = 0; i < 3; ++i) adam.step(params);
+  CHECK(_mm_getcsr() == mode);
+  volatile float tiny = 1e-39f;  // subnormal: still representable outside the step
+  CHECK(tiny * 1.0f != 0.0f);
+}
+#endif
