@@ -22,9 +22,11 @@ Shape::Shape(std::span<const std::int64_t> dims) {
   }
   rank_ = static_cast<int>(dims.size());
   // Checked here, once, so that size() and every byte count after it cannot overflow.
+  // Zero dimensions are left out, so that every partial product of the others (the strides and
+  // reduction plans compute them) is bounded too, even for an empty tensor.
   std::int64_t size = 1;
   for (std::size_t i = 0; i < dims.size(); ++i)
-    if (__builtin_mul_overflow(size, dims[i], &size) || size > kMaxSize)
+    if (dims[i] != 0 && (__builtin_mul_overflow(size, dims[i], &size) || size > kMaxSize))
       throw std::invalid_argument(
           fmt::format("Shape: {} has more than {} elements", fmt::join(dims, " × "), kMaxSize));
 }

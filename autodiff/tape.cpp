@@ -181,7 +181,9 @@ void Tape::zero_intermediate_adjoints() {
   for (std::uint32_t s = 0; s < statement_count_; ++s) adjoint_[statement_slot_[s]] = 0.0;
   for (CoarseNode& n : nodes_) {
     if (n.scalar_output != kNotRecorded) adjoint_[n.scalar_output] = 0.0;
-    if (n.grad && !n.is_leaf) std::memset(n.grad, 0, n.grad_bytes);
+    // Forgotten, not zeroed: a node that the next sweep does not reach must not run its rule
+    // on zeros (an infinite partial would make 0·∞ = NaN). The arena keeps the old buffer.
+    if (!n.is_leaf) n.grad = nullptr;
   }
 }
 

@@ -61,8 +61,9 @@ void EarlyStopping::on_epoch_end(Model& model, const History& history) {
 }
 
 void EarlyStopping::on_train_end(Model& model, const History& history) {
-  if (!options_.restore_best_weights || best_weights_.empty() || history.epochs.empty() ||
-      history.epochs.back().epoch == best_epoch_)
+  // After a divergence the weights moved past the last logged epoch: restore even then.
+  if (!options_.restore_best_weights || best_weights_.empty() ||
+      (!history.diverged && !history.epochs.empty() && history.epochs.back().epoch == best_epoch_))
     return;
   const auto parameters = model.network().parameters();
   for (std::size_t i = 0; i < parameters.size() && i < best_weights_.size(); ++i)

@@ -119,7 +119,10 @@ Tensor<float> sparse_categorical_crossentropy(const Tensor<float>& y_true,
     throw std::invalid_argument(fmt::format(
         "sparse_categorical_crossentropy: labels of shape {}, expected (batch, 1) or (batch,)",
         y_true.shape().str()));
-  std::vector<std::int32_t> labels(static_cast<std::size_t>(y_true.size()));
+  // On the tape's arena, not the heap: this runs every training step.
+  const auto count = static_cast<std::size_t>(y_true.size());
+  const std::span<std::int32_t> labels(autodiff::Tape::active().allocate_array<std::int32_t>(count),
+                                       count);
   const auto values = y_true.data();
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (!(values[i] >= 0.0f && values[i] < 2147483648.0f) || values[i] != std::floor(values[i]))

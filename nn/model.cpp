@@ -193,7 +193,11 @@ const Evaluation& Model::train_step(const BatchSource& data, std::span<const std
   const Tensor<float> y_pred = (*network_)(x);
   const Tensor<float> loss = loss_(y_true, y_pred);
   loss.backward();
-  optimizer_->step(parameters_);
+  if (std::isfinite(loss.item())) {
+    optimizer_->step(parameters_);
+  } else {  // no update from a NaN or infinite loss: the weights stay as they were
+    for (Parameter* p : parameters_) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+  }
   // Kept between steps, so that a warm step allocates nothing.
   step_logs_.set("loss", loss.item());
   autodiff::NoGradGuard no_grad;
@@ -227,6 +231,7 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
 
   History history;
   stop_reason_.clear();
+  parameters_ = network_->parameters();  // layers may have been added since construction
   for (Callback* c : options.callbacks) c->on_train_begin(*this);
   for (int done = 0; done < options.epochs && stop_reason_.empty(); ++done) {
     const int epoch = done + 1;
@@ -291,7 +296,11 @@ void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin
   check_batch_size(batch_size, what);
   autodiff::Tape& tape = autodiff::Tape::active();
   autodiff::NoGradGuard no_grad;
-  const bool was_training = network.is_training();
+  struct EvalMode {  // restored however the loop ends
+    Module& network;
+    bool was_training = network.is_training();
+    ~EvalMode() { network.train(was_training); }
+  } eval_mode{network};
   network.eval();
   std::vector<std::int64_t> rows;
   for (std::int64_t first = begin; first < end; first += std::min(batch_size, end - first)) {
@@ -301,7 +310,6 @@ void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin
     f(std::span<const std::int64_t>(rows), network(data.features(rows)));
   }
   tape.clear();
-  network.train(was_training);
 }
 }  // namespace
 
@@ -361,7 +369,8 @@ double train_step(Module& network, const Loss& loss, Optimizer& optimizer,
   const auto [x, y_true] = batch();
   const Tensor<float> value = loss(y_true, (network)(x));
   value.backward();
-  const auto parameters = network.parameters();
+  thread_local std::vector<Parameter*> parameters;  // reused: a warm step allocates nothing
+  network.collect_parameters(parameters);
   optimizer.step(parameters);
   return value.item();
 }

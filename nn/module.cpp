@@ -56,6 +56,21 @@ std::vector<NamedParameter> Module::named_parameters() {
   return all;
 }
 
+void Module::collect_unnamed(std::vector<Parameter*>& out) {
+  std::size_t parameter = 0, child = 0;
+  for (const bool is_child : registered_child_) {
+    if (is_child)
+      children_[child++].second->collect_unnamed(out);
+    else
+      out.push_back(parameters_[parameter++].second.get());
+  }
+}
+
+void Module::collect_parameters(std::vector<Parameter*>& out) {
+  out.clear();
+  collect_unnamed(out);
+}
+
 std::vector<Parameter*> Module::parameters() {
   std::vector<Parameter*> all;
   for (const NamedParameter& p : named_parameters()) all.push_back(p.parameter);

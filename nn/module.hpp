@@ -51,6 +51,8 @@ class Module {
   /// Every parameter of this module and of its children, depth first in registration order.
   std::vector<NamedParameter> named_parameters();
   std::vector<Parameter*> parameters();
+  /// The same into `out` (cleared first), with no allocation once `out` is large enough.
+  void collect_parameters(std::vector<Parameter*>& out);
   std::int64_t parameter_count();
 
   std::size_t child_count() const { return children_.size(); }
@@ -97,6 +99,7 @@ class Module {
   }
   [[noreturn]] static void throw_wrong_type(const std::string& which, const std::string& what);
   void collect(const std::string& prefix, std::vector<NamedParameter>& out);
+  void collect_unnamed(std::vector<Parameter*>& out);
 
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;

@@ -237,3 +237,37 @@ TEST_CASE("the tape counts what tensors keep in its arena") {
   CHECK(tape.bytes_reserved() >= tape.bytes_used());
   (void)bigger;
 }
+
+TEST_CASE("a second backward on the same tape does not run rules that gradient did not reach") {
+  // sqrt'(0) = ∞: the first sweep reaches it, the second must not send 0·∞ = NaN through it.
+  Tape tape;
+  TapeScope scope(tape);
+  const auto x = Tensor<double>::from({0.0, 1.0}, {2}).requires_grad();
+  const auto z = x * 1.0;
+  sum(sqrt(z)).backward();
+  CHECK(std::isinf(x.grad()[0]));
+  tape.zero_grad();
+  sum(z).backward();
+  CHECK(x.grad() == std::vector<double>{1.0, 1.0});
+}
+
+namespace {
+struct Boom {  // an op whose forward fails
+  static constexpr const char* name = "boom";
+  Shape output_shape(const Shape& x) const { return x; }
+  template <class T>
+  void forward(OpContext<T, 1>&) const {
+    throw std::runtime_error("boom");
+  }
+};
+}  // namespace
+
+TEST_CASE("a failed op leaves its inputs as they were") {
+  Tape tape;
+  TapeScope scope(tape);
+  const auto x = Tensor<double>::zeros({3});
+  CHECK_THROWS_AS(apply(Boom{}, x), std::runtime_error);
+  CHECK(x.mutable_data().size() == 3);  // still data that may be written
+  x.requires_grad();                    // and marked
+  CHECK(x.is_recorded());
+}

@@ -213,3 +213,31 @@ TEST_CASE("optimizers flush subnormal moments inside their step only") {
   CHECK(tiny * 1.0f != 0.0f);
 }
 #endif
+
+TEST_CASE("after a divergence, early stopping still restores the best weights") {
+  nn::Model model(nn::Dense(1, 1), nn::mean_squared_error,
+                  std::make_unique<nn::SGD>(nn::SGDOptions().learning_rate(0.1)), {});
+  nn::LambdaCallback explode;  // epoch 2 diverges
+  explode.epoch_begin = [](nn::Model& m, int epoch) {
+    if (epoch == 2) m.optimizer().set_learning_rate(1e30);
+  };
+  nn::EarlyStopping early({.monitor = "loss"});
+  std::vector<float> best;
+  nn::LambdaCallback record;
+  record.epoch_end = [&](nn::Model& m, const nn::History&) {
+    best = m.network<nn::Dense>().weights().value;
+  };
+  const nn::History history = model.fit(
+      line(64, 7),
+      {.batch_size = 8, .epochs = 4, .verbose = 0, .callbacks = {&explode, &early, &record}});
+  CHECK(history.diverged);
+  CHECK(early.best_epoch() == 1);
+  CHECK(model.network<nn::Dense>().weights().value == best);  // epoch 1's, finite
+  CHECK(std::isfinite(model.network<nn::Dense>().weights().value[0]));
+}
+
+TEST_CASE("a failed evaluate gives the network its training mode back") {
+  nn::Model model(nn::Dense(1, 1), nn::categorical_crossentropy, std::make_unique<nn::Adam>(), {});
+  CHECK_THROWS(model.evaluate(line(8, 8)));  // regression targets: not probability rows
+  CHECK(model.network().is_training());
+}

@@ -6,7 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include "allocation_counter.hpp"
 #include "nn/layers.hpp"
+#include "nn/model.hpp"
 #include "nn/optimizers.hpp"
 
 using autodiff::Tensor;
@@ -121,4 +123,22 @@ TEST_CASE("a hand-written loop that never clears the tape is reported, a cleared
   };
   CHECK(run(true) == false);
   CHECK(run(false) == true);  // and a warning was printed on stderr, once
+}
+
+TEST_CASE("nn::train_step allocates nothing on a warm step") {
+  autodiff::Tape tape;
+  autodiff::TapeScope scope(tape);
+  nn::Sequential network;
+  network.add(nn::Dense(2, 4, nn::Activation::Relu));
+  network.add(nn::Dense(4, 1));
+  nn::Adam adam;
+  auto batch = [] {
+    return std::pair{Tensor<float>::from({1.0f, 2.0f, 3.0f, 4.0f}, {2, 2}),
+                     Tensor<float>::from({1.0f, 0.0f}, {2, 1})};
+  };
+  for (int i = 0; i < 3; ++i) nn::train_step(network, nn::mean_squared_error, adam, batch);
+  testing::AllocationCounter counter;
+  nn::train_step(network, nn::mean_squared_error, adam, batch);
+  CHECK(counter.count() == 0);
+  tape.clear();
 }

@@ -25,7 +25,8 @@ struct MatMul {
       throw std::invalid_argument(fmt::format(
           "matmul: shapes {} and {} do not fit: expected (m, k) and (k, n)", a.str(), b.str()));
     constexpr std::int64_t kBlasMax = std::numeric_limits<int>::max();  // CBLAS takes int sizes
-    if (a.size() > kBlasMax || b.size() > kBlasMax || a[0] * b[1] > kBlasMax)
+    if (a.size() > kBlasMax || b.size() > kBlasMax || a[0] > kBlasMax || b[1] > kBlasMax ||
+        a[0] * b[1] > kBlasMax)  // each ≤ 2³¹: the product cannot overflow
       throw std::invalid_argument(
           fmt::format("matmul: shapes {} and {} exceed the {} elements per matrix that BLAS "
                       "addresses with int",

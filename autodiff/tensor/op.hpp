@@ -172,12 +172,7 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   node->dtype = dtype_of<T>();
   node->requires_grad = recorded;
   node->input_count = static_cast<std::uint8_t>(N);
-  for (int i = 0; i < N; ++i) {
-    node->input[i] = inputs[i].id();
-    TensorNode& in = inputs[i].node(name);
-    in.used = true;
-    in.writable = false;
-  }
+  for (int i = 0; i < N; ++i) node->input[i] = inputs[i].id();
   Op* saved = recorded ? new (static_cast<std::byte*>(memory) + kOpOffset) Op(op) : &op;
   node->op = recorded ? saved : nullptr;
 
@@ -190,6 +185,12 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
     saved->forward(ctx);
   }
 
+  // Only once the op has succeeded: a failed op leaves its inputs as they were.
+  for (int i = 0; i < N; ++i) {
+    TensorNode& in = inputs[i].node(name);
+    in.used = true;
+    in.writable = false;
+  }
   CoarseNode coarse;
   coarse.payload = node;
   coarse.grad_bytes = static_cast<std::size_t>(shape.size()) * sizeof(T);
