@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libcli11-dev zlib1g-dev
-  libopenblas-dev)
+  libopenblas-dev nlohmann-json3-dev python3-numpy)
 PACKAGES+=(clang libclang-rt-14-dev)  # the fuzz pass in tests(): clang's libFuzzer
 JOBS=2
 
