@@ -137,7 +137,6 @@ class Tape {
 
   /// Records a coarse node after the statements recorded so far; returns its id.
   std::uint32_t push_node(const CoarseNode& node);
-  std::uint32_t coarse_node_count() const { return static_cast<std::uint32_t>(nodes_.size()); }
   /// Node `id`; throws a TapeError unless (id, epoch) names a node recorded since the last clear.
   CoarseNode& node(std::uint32_t id, Epoch epoch, const char* what);
   /// Node `id`, unchecked (for backward rules, which receive valid ids).

@@ -86,8 +86,7 @@ Tensor<float> categorical_crossentropy(const Tensor<float>& y_true, const Tensor
     return cross_entropy_with_logits(logits, y_true);
   constexpr float kEpsilon = 1e-7f;
   const Tensor<float> p = y_pred / sum(y_pred, -1, true);
-  const Tensor<float> clipped = minimum(maximum(p, Tensor<float>::full({}, kEpsilon)),
-                                        Tensor<float>::full({}, 1.0f - kEpsilon));
+  const Tensor<float> clipped = minimum(maximum(p, kEpsilon), 1.0f - kEpsilon);
   return mean(-sum(y_true * log(clipped), -1));
 }
 

@@ -37,43 +37,38 @@ void Module::adopt(std::string name, std::unique_ptr<Module> child) {
   registered_child_.push_back(true);
 }
 
-void Module::collect(const std::string& prefix, std::vector<NamedParameter>& out) {
+template <bool kNamed, class F>
+void Module::for_each_parameter(const std::string& prefix, F&& f) {
   std::size_t parameter = 0, child = 0;
   for (const bool is_child : registered_child_) {
     if (is_child) {
       auto& [name, module] = children_[child++];
-      module->collect(prefix + name + ".", out);
+      module->for_each_parameter<kNamed>(kNamed ? prefix + name + "." : prefix, f);
     } else {
       auto& [name, p] = parameters_[parameter++];
-      out.push_back({prefix + name, p.get()});
+      f(prefix, name, p.get());
     }
   }
 }
 
 std::vector<NamedParameter> Module::named_parameters() {
   std::vector<NamedParameter> all;
-  collect("", all);
+  for_each_parameter<true>("",
+                           [&](const std::string& prefix, const std::string& name, Parameter* p) {
+                             all.push_back({prefix + name, p});
+                           });
   return all;
-}
-
-void Module::collect_unnamed(std::vector<Parameter*>& out) {
-  std::size_t parameter = 0, child = 0;
-  for (const bool is_child : registered_child_) {
-    if (is_child)
-      children_[child++].second->collect_unnamed(out);
-    else
-      out.push_back(parameters_[parameter++].second.get());
-  }
 }
 
 void Module::collect_parameters(std::vector<Parameter*>& out) {
   out.clear();
-  collect_unnamed(out);
+  for_each_parameter<false>(
+      "", [&](const std::string&, const std::string&, Parameter* p) { out.push_back(p); });
 }
 
 std::vector<Parameter*> Module::parameters() {
   std::vector<Parameter*> all;
-  for (const NamedParameter& p : named_parameters()) all.push_back(p.parameter);
+  collect_parameters(all);
   return all;
 }
 

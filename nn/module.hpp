@@ -98,8 +98,11 @@ class Module {
     throw_wrong_type(which, m.describe());
   }
   [[noreturn]] static void throw_wrong_type(const std::string& which, const std::string& what);
-  void collect(const std::string& prefix, std::vector<NamedParameter>& out);
-  void collect_unnamed(std::vector<Parameter*>& out);
+  // Every parameter below this module in registration order, depth first: f(prefix, local name,
+  // parameter). The prefix is built only when f asks for it (kNamed), so that collecting pointers
+  // allocates nothing.
+  template <bool kNamed, class F>
+  void for_each_parameter(const std::string& prefix, F&& f);
 
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;

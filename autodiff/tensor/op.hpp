@@ -148,12 +148,13 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   static_assert(N <= TensorNode::kMaxInputs, "at most 4 tensor inputs per op");
   Tape& tape = Tape::active();
   const char* name = op_name(op);
+  std::array<TensorNode*, N> in;  // looked up (and checked) once: records never move
   std::array<Shape, N> shapes;
   bool inputs_need_grad = false;
   for (int i = 0; i < N; ++i) {
-    const TensorNode& in = inputs[i].node(name);
-    shapes[i] = in.shape;
-    inputs_need_grad = inputs_need_grad || in.requires_grad;
+    in[i] = &inputs[i].node(name);
+    shapes[i] = in[i]->shape;
+    inputs_need_grad = inputs_need_grad || in[i]->requires_grad;
   }
   if constexpr (requires { op.reads_vars(); })
     inputs_need_grad = inputs_need_grad || op.reads_vars();
@@ -178,7 +179,7 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
 
   OpContext<T, N> ctx(tape, *node);
   if constexpr (requires { op.view_offset(shapes[0]); }) {
-    node->value = static_cast<T*>(inputs[0].node(name).value) +
+    node->value = static_cast<T*>(in[0]->value) +
                   view_offset_of(*saved, shapes, std::make_index_sequence<N>());
   } else {
     node->value = tape.allocate_array<T>(static_cast<std::size_t>(shape.size()));
@@ -186,10 +187,9 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   }
 
   // Only once the op has succeeded: a failed op leaves its inputs as they were.
-  for (int i = 0; i < N; ++i) {
-    TensorNode& in = inputs[i].node(name);
-    in.used = true;
-    in.writable = false;
+  for (TensorNode* input : in) {
+    input->used = true;
+    input->writable = false;
   }
   CoarseNode coarse;
   coarse.payload = node;

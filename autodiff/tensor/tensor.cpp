@@ -108,28 +108,30 @@ Tensor<T> Tensor<T>::arange(T start, T stop, T step) {
   return t;
 }
 
+namespace {
+// Data drawn from `distribution`, reproducibly from `seed`.
+template <TensorElement T, class Distribution>
+Tensor<T> drawn(const Shape& shape, Distribution distribution, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  T* out;
+  Tensor<T> t = detail::new_data(shape, &out);
+  for (std::int64_t i = 0; i < shape.size(); ++i) out[i] = distribution(rng);
+  return t;
+}
+}  // namespace
+
 template <TensorElement T>
 Tensor<T> Tensor<T>::random_normal(const Shape& shape, T mean, T stddev, std::uint64_t seed) {
   if (!(stddev >= T(0)))
     fail(fmt::format("Tensor::random_normal: stddev is {}, expected ≥ 0", stddev));
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<T> normal(mean, stddev);
-  T* out;
-  Tensor t = detail::new_data(shape, &out);
-  for (std::int64_t i = 0; i < shape.size(); ++i) out[i] = normal(rng);
-  return t;
+  return drawn<T>(shape, std::normal_distribution<T>(mean, stddev), seed);
 }
 
 template <TensorElement T>
 Tensor<T> Tensor<T>::random_uniform(const Shape& shape, T low, T high, std::uint64_t seed) {
   if (!(low < high))
     fail(fmt::format("Tensor::random_uniform: low {} must be below high {}", low, high));
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<T> uniform(low, high);
-  T* out;
-  Tensor t = detail::new_data(shape, &out);
-  for (std::int64_t i = 0; i < shape.size(); ++i) out[i] = uniform(rng);
-  return t;
+  return drawn<T>(shape, std::uniform_real_distribution<T>(low, high), seed);
 }
 
 template <TensorElement T>
