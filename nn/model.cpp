@@ -204,10 +204,29 @@ Model::Model(std::unique_ptr<Module> network, Loss loss, std::unique_ptr<Optimiz
   parameters_ = network_->parameters();
 }
 
+Model::Model(std::unique_ptr<Module> network) : network_(std::move(network)) {
+  if (!network_) throw std::invalid_argument("Model: the network is null");
+}
+
+Model::Model(std::unique_ptr<Module> network, Loss loss, std::vector<Metric> metrics)
+    : network_(std::move(network)), loss_(std::move(loss)), metrics_(std::move(metrics)) {
+  if (!network_) throw std::invalid_argument("Model: the network is null");
+  if (!loss_) throw std::invalid_argument("Model: the loss function is null");
+  for (const Metric& m : metrics_)
+    if (m.name.empty() || !m.compute)
+      throw std::invalid_argument("Model: a metric needs a name and a function");
+}
+
 void Model::require_training(const char* what) const {
   if (!loss_ || !optimizer_)
     throw std::logic_error(fmt::format(
         "Model::{}: this model was made for inference only (no loss and optimizer)", what));
+}
+
+void Model::require_loss(const char* what) const {
+  if (!loss_)
+    throw std::logic_error(
+        fmt::format("Model::{}: this model was made for inference only (no loss)", what));
 }
 
 Optimizer& Model::optimizer() {
@@ -395,7 +414,7 @@ Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std
 }
 
 Evaluation Model::evaluate(const BatchSource& data, std::int64_t batch_size) {
-  require_training("evaluate");
+  require_loss("evaluate");
   check_batch_size(batch_size, "evaluate");
   if (data.size() == 0)
     throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");

@@ -145,6 +145,12 @@ class Model {
   /// For inference only: predict works, fit and evaluate throw.
   template <std::derived_from<Module> M>
   explicit Model(M network) : network_(std::make_unique<M>(std::move(network))) {}
+  /// The same for a module on the heap (e.g. from load_model); throws for a null one.
+  explicit Model(std::unique_ptr<Module> network);
+  /// For evaluation and inference (e.g. of a loaded model): evaluate and predict work, fit
+  /// throws.
+  Model(std::unique_ptr<Module> network, Loss loss,
+        std::vector<Metric> metrics = {metrics::accuracy()});
   Model(std::unique_ptr<Module> network, Loss loss, std::unique_ptr<Optimizer> optimizer,
         std::vector<Metric> metrics);
 
@@ -188,6 +194,7 @@ class Model {
   Evaluation evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
                            std::int64_t batch_size, const std::string& prefix);
   void require_training(const char* what) const;
+  void require_loss(const char* what) const;
   // Sets epoch_order and progress_ to where options.initial_epoch says the run stands.
   void resume_progress(EpochOrder& epoch_order, std::int64_t rows, const FitOptions& options);
 
