@@ -59,16 +59,16 @@ TensorFile weights_file(Module& model, const std::string& content) {
   TensorFile file;
   file.metadata = {
       {"format", "autodiff"}, {"format_version", kModelFormatVersion}, {"content", content}};
-  for (const NamedParameter& p : model.named_parameters())
+  for (const NamedParameter& p : model.named_state())
     file.add(p.name, p.parameter->value, dims_of(p.parameter->shape));
   return file;
 }
 
-// The file's values for each of the model's parameters, in named_parameters() order, after
+// The file's values for each of the model's parameters and buffers, in named_state() order, after
 // checking names, dtypes and shapes: every difference in one message.
 std::vector<std::vector<float>> checked_weights(Module& model, const TensorFile& file) {
   check_format(file);
-  const std::vector<NamedParameter> params = model.named_parameters();
+  const std::vector<NamedParameter> params = model.named_state();
   std::vector<std::string> problems;
   std::set<std::string> wanted;
   for (const NamedParameter& p : params) {
@@ -97,9 +97,9 @@ std::vector<std::vector<float>> checked_weights(Module& model, const TensorFile&
 
 // Copied, not assigned: a parameter's storage never moves (tapes and optimizers point into it).
 void assign_weights(Module& model, const std::vector<std::vector<float>>& values) {
-  const std::vector<Parameter*> params = model.parameters();
+  const std::vector<NamedParameter> params = model.named_state();
   for (std::size_t i = 0; i < params.size(); ++i)
-    std::copy(values[i].begin(), values[i].end(), params[i]->value.begin());
+    std::copy(values[i].begin(), values[i].end(), params[i].parameter->value.begin());
 }
 
 // JSON from the metadata, or a DataError naming the key.
@@ -258,7 +258,7 @@ std::unique_ptr<Module> load_model(const std::string& path) {
 void save_checkpoint(Model& model, const std::string& path) {
   Module& network = model.network();
   const std::vector<NamedParameter> params = network.named_parameters();
-  for (const NamedParameter& p : params)
+  for (const NamedParameter& p : network.named_state())
     if (p.name.starts_with(kOptimizerPrefix) || p.name.starts_with(kTrainingPrefix))
       throw std::invalid_argument(fmt::format(
           "save_checkpoint: parameter \"{}\" has a name reserved for the optimizer's and training "

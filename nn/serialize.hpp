@@ -31,8 +31,8 @@ class Model;
 /// The format_version this library writes and reads.
 inline constexpr const char* kModelFormatVersion = "1";
 
-/// Writes every parameter of `model` as F32 tensors named after model.named_parameters(), in
-/// that order. Throws DataError naming the path if it cannot be written.
+/// Writes every parameter and buffer of `model` as F32 tensors named after model.named_state(),
+/// in that order. Throws DataError naming the path if it cannot be written.
 void save_weights(Module& model, const std::string& path);
 
 /// Reads the weights in `path` (any of this library's files, or any safetensors file with the

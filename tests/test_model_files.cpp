@@ -373,3 +373,48 @@ TEST_CASE(
                        doctest::Contains("\"val_nothing\" is not in the epoch's logs"),
                        std::invalid_argument);
 }
+
+namespace {
+// A layer with state that is saved but not trained, as BatchNorm's moving statistics.
+struct Running : nn::Module {
+  nn::Parameter* gain;
+  nn::Parameter* mean;
+  Running()
+      : gain(&register_parameter("gain", {1, 2})), mean(&register_buffer("moving_mean", {2})) {}
+  Tensor<float> forward(const Tensor<float>& x) override { return x * gain->on_tape(); }
+};
+}  // namespace
+
+TEST_CASE("buffers: saved and loaded with the weights, never given to an optimizer") {
+  testing::TempDir dir;
+  nn::Sequential model;
+  model.add(nn::Dense(2, 2));
+  model.add("norm", Running());
+  auto& norm = model.child<Running>("norm");
+  norm.mean->value = {0.25f, -4.0f};
+  norm.gain->value = {2.0f, 3.0f};
+  CHECK(model.parameters().size() == 3);  // the Dense's two and gain
+  const auto names = [](const std::vector<nn::NamedParameter>& ps) {
+    std::vector<std::string> out;
+    for (const auto& p : ps) out.push_back(p.name);
+    return out;
+  };
+  CHECK(names(model.named_buffers()) == std::vector<std::string>{"norm.moving_mean"});
+  CHECK(names(model.named_state()) ==
+        std::vector<std::string>{"0.weight", "0.bias", "norm.gain", "norm.moving_mean"});
+  nn::save_weights(model, dir / "w.safetensors");
+  nn::Sequential again;
+  again.add(nn::Dense(2, 2, nn::Activation::Linear, {.seed = 4}));
+  again.add("norm", Running());
+  nn::load_weights(again, dir / "w.safetensors");
+  CHECK(again.child<Running>("norm").mean->value == std::vector<float>{0.25f, -4.0f});
+  CHECK(parameter_bits(again) == parameter_bits(model));
+  // A file without the buffer does not fit.
+  nn::Sequential plain;
+  plain.add(nn::Dense(2, 2));
+  nn::save_weights(plain, dir / "plain.safetensors");
+  CHECK_THROWS_WITH_AS(nn::load_weights(again, dir / "plain.safetensors"),
+                       doctest::Contains("missing tensor \"norm.gain\"; missing tensor "
+                                         "\"norm.moving_mean\""),
+                       nn::DataError);
+}
