@@ -1,6 +1,7 @@
 #include "nn/architecture.hpp"
 
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -109,20 +110,14 @@ Registry& registry() {
   return r;
 }
 
-const LayerType* find_type(const std::type_index& type) {
+// A copy: the registry may grow (and move its entries) while the caller uses it.
+template <class Matches>
+std::optional<LayerType> find_type(Matches&& matches) {
   Registry& r = registry();
   const std::lock_guard lock(r.mutex);
   for (const LayerType& t : r.types)
-    if (t.type == type) return &t;
-  return nullptr;
-}
-
-const LayerType* find_type(const std::string& class_name) {
-  Registry& r = registry();
-  const std::lock_guard lock(r.mutex);
-  for (const LayerType& t : r.types)
-    if (t.class_name == class_name) return &t;
-  return nullptr;
+    if (matches(t)) return t;
+  return std::nullopt;
 }
 
 thread_local int build_depth = 0;
@@ -143,7 +138,8 @@ std::unique_ptr<Module> build_module(const Json& node, ParameterBudget& budget) 
   if (class_name == node.end() || !class_name->is_string())
     throw BuildError(": no \"class_name\" string");
   const std::string& name = class_name->get_ref<const std::string&>();
-  const LayerType* type = find_type(name);
+  const std::optional<LayerType> type =
+      find_type([&](const LayerType& t) { return t.class_name == name; });
   if (!type)
     throw BuildError(fmt::format(" ({}): not a registered layer type (register_layer_type)", name));
   const auto config = node.find("config");
@@ -177,7 +173,9 @@ void register_layer_type(LayerType type) {
 }
 
 Json architecture(const Module& model) {
-  const LayerType* type = find_type(std::type_index(typeid(model)));
+  const std::type_index model_type(typeid(model));
+  const std::optional<LayerType> type =
+      find_type([&](const LayerType& t) { return t.type == model_type; });
   if (!type)
     throw std::invalid_argument(fmt::format(
         "{} is not of a registered layer type: save its weights (save_weights), or register it "

@@ -26,21 +26,21 @@ void Module::check_new_name(const std::string& name) const {
 }
 
 Parameter& Module::register_parameter(std::string name, const Shape& shape) {
-  check_new_name(name);
-  auto parameter = std::make_unique<Parameter>(name, shape);
-  Parameter& p = *parameter;
-  parameters_.emplace_back(std::move(name), std::move(parameter));
-  registered_.push_back(Entry::Parameter);
-  return p;
+  return register_tensor(std::move(name), shape, Entry::Parameter);
 }
 
 Parameter& Module::register_buffer(std::string name, const Shape& shape) {
+  return register_tensor(std::move(name), shape, Entry::Buffer);
+}
+
+Parameter& Module::register_tensor(std::string name, const Shape& shape, Entry kind) {
   check_new_name(name);
-  auto buffer = std::make_unique<Parameter>(name, shape);
-  Parameter& b = *buffer;
-  buffers_.emplace_back(std::move(name), std::move(buffer));
-  registered_.push_back(Entry::Buffer);
-  return b;
+  auto owned = std::make_unique<Parameter>(name, shape);
+  Parameter& p = *owned;
+  (kind == Entry::Parameter ? parameters_ : buffers_)
+      .emplace_back(std::move(name), std::move(owned));
+  registered_.push_back(kind);
+  return p;
 }
 
 void Module::adopt(std::string name, std::unique_ptr<Module> child) {

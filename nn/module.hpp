@@ -112,6 +112,7 @@ class Module {
   template <bool kNamed, class F>
   void for_each_parameter(const std::string& prefix, bool parameters, bool buffers, F&& f);
   std::vector<NamedParameter> named(bool parameters, bool buffers);
+  Parameter& register_tensor(std::string name, const Shape& shape, Entry kind);
 
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> buffers_;
