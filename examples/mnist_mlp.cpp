@@ -3,6 +3,8 @@
 //   batch 32; 10 epochs; validation_split 0.1; then the test set.
 // Runs on the 10,000 digits shipped in data/mnist-10k; --data takes any directory with the
 // four standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
+// `mpirun -np N mnist_mlp` trains on N processes (data-parallel, the same global batch), each
+// rank on one thread; rank 0 prints and writes the files.
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -14,6 +16,7 @@
 #include "cli_checks.hpp"
 #include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
+#include "nn/distributed.hpp"
 #include "nn/model.hpp"
 #include "nn/serialize.hpp"
 
@@ -77,6 +80,7 @@ nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) 
 double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(data)["accuracy"]; }
 
 int main(int argc, char** argv) {
+  nn::distributed::Environment processes(argc, argv);  // MPI under mpirun, else one process
   Settings s;
   CLI::App app{"The tutorial's MNIST MLP: 784 → Dense(128, relu) → Dense(10, softmax), Adam"};
   app.add_option("--data", s.data, "directory with the four MNIST-format IDX files (.gz or raw)")
@@ -115,9 +119,10 @@ int main(int argc, char** argv) {
   try {
     // Everything that can be checked is, before the work: a bad output path is not found out
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
-    if (!s.history.empty()) nn::check_writable(s.history, "the history");
-    if (!s.save.empty()) nn::check_writable(s.save, "the model");
-    if (!s.checkpoint.empty() && s.checkpoint.find("{epoch}") == std::string::npos)
+    const bool main_process = processes.is_main();  // the one that prints and writes files
+    if (main_process && !s.history.empty()) nn::check_writable(s.history, "the history");
+    if (main_process && !s.save.empty()) nn::check_writable(s.save, "the model");
+    if (main_process && !s.checkpoint.empty() && s.checkpoint.find("{epoch}") == std::string::npos)
       nn::check_writable(s.checkpoint, "the checkpoint");
     autodiff::set_blas_threads(s.threads);
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
@@ -133,23 +138,26 @@ int main(int argc, char** argv) {
     }
     nn::Model model(build_network(s), nn::categorical_crossentropy,
                     std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(s.learning_rate)));
-    fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
+    model.distribute(processes.communicator());  // null for one process
+    if (main_process)
+      fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
                train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
                model.network().parameter_count());
-    if (!s.resume.empty()) {
+    if (!s.resume.empty()) {  // every rank loads it
       nn::load_checkpoint(model, s.resume);
-      fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
+      if (main_process) fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
     }
 
     const nn::History history = train(model, train_data, s);
     // The whole run's epochs, those before a resume included.
-    if (!s.history.empty()) model.progress().history.write_csv(s.history);
+    if (main_process && !s.history.empty()) model.progress().history.write_csv(s.history);
     if (history.diverged) throw std::runtime_error(history.stop_reason);
-    if (!s.save.empty()) nn::save_model(model.network(), s.save);
-    fmt::print("Test accuracy: {}\n", test(model, test_data));
+    if (main_process && !s.save.empty()) nn::save_model(model.network(), s.save);
+    const double accuracy = test(model, test_data);  // every rank evaluates its share
+    if (main_process) fmt::print("Test accuracy: {}\n", accuracy);
     cli_checks::flush_stdout();
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "mnist_mlp: %s\n", error.what());  // cannot throw
+    processes.fail("mnist_mlp", error.what());  // cannot throw; under MPI, ends every rank
     return 1;
   }
 }

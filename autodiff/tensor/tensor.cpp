@@ -20,9 +20,16 @@ namespace {
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
 
-// A node with no inputs and no backward rule: data, or a leaf when `grad` storage is given.
+// A leaf's "backward": its hook, kept in the arena where the node's op record would be.
+void run_leaf_hook(Tape& tape, std::uint32_t id) {
+  const auto* hook = static_cast<const LeafHook*>(detail::tensor_node(tape.node(id)).op);
+  hook->swept(hook->context);
+}
+
+// A node with no inputs and no backward rule: data, or a leaf when `grad` storage is given (with
+// a hook when `hook.swept` is set).
 template <TensorElement T>
-Tensor<T> record_data(const Shape& shape, T* value, bool leaf, T* grad) {
+Tensor<T> record_data(const Shape& shape, T* value, bool leaf, T* grad, LeafHook hook = {}) {
   Tape& tape = Tape::active();
   auto* node = new (tape.allocate(sizeof(TensorNode))) TensorNode;
   node->shape = shape;
@@ -37,6 +44,10 @@ Tensor<T> record_data(const Shape& shape, T* value, bool leaf, T* grad) {
     node->requires_grad = true;
     coarse.is_leaf = true;
     coarse.grad = grad;
+    if (hook.swept) {
+      node->op = new (tape.allocate(sizeof(LeafHook))) LeafHook(hook);
+      coarse.backward = &run_leaf_hook;
+    }
   }
   return Tensor<T>::wrap(tape.push_node(coarse), tape.epoch());
 }
@@ -139,6 +150,13 @@ Tensor<T> Tensor<T>::parameter(T* value, T* grad, const Shape& shape) {
   if (!value || (!grad && shape.size() > 0))
     fail("Tensor::parameter: value and grad storage must not be null");
   return record_data<T>(shape, value, true, grad);
+}
+
+template <TensorElement T>
+Tensor<T> Tensor<T>::parameter(T* value, T* grad, const Shape& shape, LeafHook hook) {
+  if (!value || (!grad && shape.size() > 0))
+    fail("Tensor::parameter: value and grad storage must not be null");
+  return record_data<T>(shape, value, true, grad, hook);
 }
 
 template <TensorElement T>

@@ -59,6 +59,14 @@ inline TensorNode& tensor_node(CoarseNode& n) { return *static_cast<TensorNode*>
 }  // namespace detail
 
 /// A dense, row-major tensor of float or double on the active tape.
+/// Told by the reverse sweep when it passes a leaf: every op that used the leaf has then added its
+/// gradient. Data-parallel training sends a parameter's gradient from there, while the sweep goes
+/// on (nn/data_parallel.hpp).
+struct LeafHook {
+  void (*swept)(void* context) = nullptr;
+  void* context = nullptr;
+};
+
 template <TensorElement T>
 class Tensor {
  public:
@@ -85,6 +93,9 @@ class Tensor {
   /// A view of storage owned elsewhere, recorded as an input whose gradient accumulates into
   /// `grad` (same size). The storage must outlive the tape's current recording.
   static Tensor parameter(T* value, T* grad, const Shape& shape);
+  /// The same, with `hook.swept(hook.context)` called when the reverse sweep passes it (when
+  /// recording; a null hook.swept is no hook).
+  static Tensor parameter(T* value, T* grad, const Shape& shape, LeafHook hook);
 
   /// Marks this tensor, in place, as an input whose gradient accumulates (a leaf), and returns
   /// it. Throws a TapeError if it was already used by an op (mark it first) or is the result of

@@ -1,0 +1,150 @@
+// The data-parallel tests' program (tests/CMakeLists.txt runs it): the tutorial's MLP trained
+// with fit on the shipped sample, alone or under `mpirun -np N`, with the same seed and global
+// batch either way.
+//   --save FILE      rank 0 writes the trained weights (the single-process reference)
+//   --compare FILE   after training, each parameter tensor must be within --tolerance of the
+//                    reference's (relative, in L2 norm), and the test accuracy within
+//                    --accuracy-tolerance of the reference weights' accuracy
+//   --fail-rank R --fail-step K --fail-how throw|kill   rank R fails at its K-th step
+// Every rank also checks that its parameters are bitwise rank 0's at the end.
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <CLI/CLI.hpp>
+
+#include "nn/data.hpp"
+#include "nn/distributed.hpp"
+#include "nn/model.hpp"
+#include "nn/serialize.hpp"
+
+namespace {
+
+struct Settings {
+  int epochs = 1;
+  std::int64_t batch_size = 32;
+  std::uint64_t seed = 1;
+  std::string save, compare;
+  double tolerance = 1e-5, accuracy_tolerance = 0.005;
+  std::size_t bucket_bytes = std::size_t{1} << 20;
+  int fail_rank = -1;
+  std::int64_t fail_step = 0;
+  std::string fail_how = "throw";
+};
+
+nn::Sequential build_network(std::uint64_t seed) {
+  nn::Sequential network;
+  network.add(nn::Dense(784, 128, nn::Activation::Relu, {.seed = seed}));
+  network.add(nn::Dense(128, 10, nn::Activation::Softmax, {.seed = seed + 1}));
+  return network;
+}
+
+nn::Model build_model(std::uint64_t seed) {
+  return nn::Model(build_network(seed), nn::categorical_crossentropy,
+                   std::make_unique<nn::Adam>());
+}
+
+// Makes rank `rank` fail at its step-th step (counted over the whole run).
+class FailAt : public nn::Callback {
+ public:
+  FailAt(const Settings& s, int rank) : s_(s), rank_(rank) {}
+  void on_batch_end(nn::Model&, const nn::BatchEnd&) override {
+    if (rank_ != s_.fail_rank || ++steps_ != s_.fail_step) return;
+    if (s_.fail_how == "kill") std::raise(SIGKILL);
+    throw std::runtime_error(fmt::format("injected failure at step {}", steps_));
+  }
+
+ private:
+  const Settings& s_;
+  int rank_;
+  std::int64_t steps_ = 0;
+};
+
+// Every rank's parameters must be rank 0's, bit for bit: the ranks apply the same update to the
+// same values.
+void check_ranks_identical(nn::Module& network, nn::Communicator& communicator) {
+  for (const nn::NamedParameter& p : network.named_state()) {
+    std::vector<float> rank0 = p.parameter->value;
+    communicator.broadcast(std::as_writable_bytes(std::span(rank0)));
+    if (std::memcmp(rank0.data(), p.parameter->value.data(), rank0.size() * sizeof(float)) != 0)
+      throw std::runtime_error(fmt::format("{} differs from rank 0's", p.name));
+  }
+}
+
+// Relative L2 distance of each tensor to the reference's; the largest.
+double largest_relative_difference(nn::Module& mine, nn::Module& reference) {
+  const auto a = mine.named_parameters(), b = reference.named_parameters();
+  double largest = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    double diff = 0, norm = 0;
+    for (std::size_t k = 0; k < a[i].parameter->value.size(); ++k) {
+      const double x = a[i].parameter->value[k], y = b[i].parameter->value[k];
+      diff += (x - y) * (x - y);
+      norm += y * y;
+    }
+    const double relative = std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+    fmt::print("{}: relative difference {:.3g}\n", a[i].name, relative);
+    largest = std::max(largest, relative);
+  }
+  return largest;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nn::distributed::Environment processes(argc, argv);
+  Settings s;
+  CLI::App app{"Data-parallel MLP on the shipped MNIST sample"};
+  app.add_option("--epochs", s.epochs);
+  app.add_option("--batch-size", s.batch_size);
+  app.add_option("--seed", s.seed);
+  app.add_option("--save", s.save);
+  app.add_option("--compare", s.compare);
+  app.add_option("--tolerance", s.tolerance);
+  app.add_option("--accuracy-tolerance", s.accuracy_tolerance);
+  app.add_option("--bucket-bytes", s.bucket_bytes);
+  app.add_option("--fail-rank", s.fail_rank);
+  app.add_option("--fail-step", s.fail_step);
+  app.add_option("--fail-how", s.fail_how)->check(CLI::IsMember({"throw", "kill"}));
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const nn::Dataset train = nn::load_mnist(AUTODIFF_DATA_DIR, "train");
+    const nn::Dataset test = nn::load_mnist(AUTODIFF_DATA_DIR, "t10k");
+    nn::Model model = build_model(s.seed);
+    model.distribute(processes.communicator(), {.bucket_bytes = s.bucket_bytes});
+    FailAt fail(s, processes.rank());
+    model.fit(train, {.batch_size = s.batch_size,
+                      .epochs = s.epochs,
+                      .validation_split = 0.1,
+                      .seed = s.seed,
+                      .verbose = 2,
+                      .callbacks = {&fail}});
+    if (processes.communicator()) check_ranks_identical(model.network(), *processes.communicator());
+    const double accuracy = model.evaluate(test)["accuracy"];
+    if (!processes.is_main()) return 0;
+    fmt::print("ranks: {}\nTest accuracy: {}\n", processes.size(), accuracy);
+    if (!s.save.empty()) nn::save_weights(model.network(), s.save);
+    if (!s.compare.empty()) {
+      nn::Model reference = build_model(s.seed);
+      nn::load_weights(reference.network(), s.compare);
+      const double difference = largest_relative_difference(model.network(), reference.network());
+      const double reference_accuracy = reference.evaluate(test)["accuracy"];
+      fmt::print("largest relative difference: {:.3g} (tolerance {:.3g})\n", difference,
+                 s.tolerance);
+      fmt::print("reference test accuracy: {}\n", reference_accuracy);
+      if (!(difference <= s.tolerance))
+        throw std::runtime_error("the parameters differ from the single process's");
+      if (!(std::fabs(accuracy - reference_accuracy) <= s.accuracy_tolerance))
+        throw std::runtime_error("the test accuracy differs from the single process's");
+      fmt::print("equivalent to the single process\n");
+    }
+  } catch (const std::exception& error) {
+    processes.fail("distributed_mlp", error.what());
+    return 1;
+  }
+}
