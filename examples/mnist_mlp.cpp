@@ -141,11 +141,12 @@ int main(int argc, char** argv) {
     model.distribute(processes.communicator());  // null for one process
     if (main_process)
       fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
-               train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
-               model.network().parameter_count());
+                 train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
+                 model.network().parameter_count());
     if (!s.resume.empty()) {  // every rank loads it
       nn::load_checkpoint(model, s.resume);
-      if (main_process) fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
+      if (main_process)
+        fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
     }
 
     const nn::History history = train(model, train_data, s);

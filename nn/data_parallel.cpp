@@ -7,8 +7,7 @@
 
 namespace nn {
 
-GradientBuckets::GradientBuckets(Communicator& communicator,
-                                 std::span<Parameter* const> parameters,
+GradientBuckets::GradientBuckets(Communicator& communicator, std::span<Parameter* const> parameters,
                                  DistributedOptions options)
     : communicator_(communicator),
       options_(options),

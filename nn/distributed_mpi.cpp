@@ -70,7 +70,8 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_size(comm_, &size_);
   }
   ~MpiCommunicator() override {
-    if (!requests_.empty()) MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    if (!requests_.empty())
+      MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     MPI_Comm_free(&comm_);
   }
 
@@ -79,8 +80,7 @@ class MpiCommunicator final : public Communicator {
 
   void broadcast(std::span<std::byte> bytes) override {
     for (std::size_t at = 0; at < bytes.size(); at += kMaxCount)
-      MPI_Bcast(bytes.data() + at, int(std::min(kMaxCount, bytes.size() - at)), MPI_BYTE, 0,
-                comm_);
+      MPI_Bcast(bytes.data() + at, int(std::min(kMaxCount, bytes.size() - at)), MPI_BYTE, 0, comm_);
   }
 
   void sum(std::span<double> values) override {
@@ -92,9 +92,8 @@ class MpiCommunicator final : public Communicator {
   void start_sum(std::span<float> values) override {
     for (std::size_t at = 0; at < values.size(); at += kMaxCount) {
       MPI_Request request;
-      MPI_Iallreduce(MPI_IN_PLACE, values.data() + at,
-                     int(std::min(kMaxCount, values.size() - at)), MPI_FLOAT, MPI_SUM, comm_,
-                     &request);
+      MPI_Iallreduce(MPI_IN_PLACE, values.data() + at, int(std::min(kMaxCount, values.size() - at)),
+                     MPI_FLOAT, MPI_SUM, comm_, &request);
       requests_.push_back(request);
     }
   }
@@ -130,8 +129,9 @@ Environment::Environment(int& argc, char**& argv) : uncaught_at_start_(std::unca
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized)
-    throw std::logic_error("nn::distributed::Environment: MPI is already initialised (one "
-                           "Environment per process)");
+    throw std::logic_error(
+        "nn::distributed::Environment: MPI is already initialised (one "
+        "Environment per process)");
   if (!launched_by_mpirun()) return;  // one process: no MPI at all
   MPI_Init(&argc, &argv);
   started_mpi_ = true;

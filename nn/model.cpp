@@ -422,8 +422,8 @@ void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin
 Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
                                 std::int64_t batch_size, const std::string& prefix) {
   std::vector<double> sums(1 + metrics_.size(), 0.0);
-  const auto [first, last] = communicator_ ? shard_of(begin, end, *communicator_)
-                                           : std::pair{begin, end};
+  const auto [first, last] =
+      communicator_ ? shard_of(begin, end, *communicator_) : std::pair{begin, end};
   for_each_batch(*network_, data, first, last, batch_size, "evaluate",
                  [&](std::span<const std::int64_t> rows, const Tensor<float>& y_pred) {
                    const Tensor<float> y_true = data.targets(rows);
@@ -535,8 +535,8 @@ const Evaluation& Model::distributed_train_step(const BatchSource& data,
     if (rows.empty()) throw std::invalid_argument("train_step: no rows");
     if (!buckets_ || !buckets_->watches(parameters_)) {
       buckets_.reset();  // unwatches the old parameters first
-      buckets_ = std::make_unique<GradientBuckets>(*communicator_, parameters_,
-                                                   distributed_options_);
+      buckets_ =
+          std::make_unique<GradientBuckets>(*communicator_, parameters_, distributed_options_);
     }
     const auto [first, last] = shard_of(0, std::int64_t(rows.size()), *communicator_);
     const auto mine = rows.subspan(std::size_t(first), std::size_t(last - first));
@@ -566,7 +566,8 @@ const Evaluation& Model::distributed_train_step(const BatchSource& data,
       for (Parameter* p : parameters_) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
     }
     step_logs_.set("loss", step_sums_[0]);
-    for (std::size_t k = 0; k < metrics_.size(); ++k) step_logs_.set(metrics_[k].name, step_sums_[k + 1]);
+    for (std::size_t k = 0; k < metrics_.size(); ++k)
+      step_logs_.set(metrics_[k].name, step_sums_[k + 1]);
     return step_logs_;
   } catch (const std::exception& error) {
     communicator_->abort(fmt::format("train_step: {}", error.what()));

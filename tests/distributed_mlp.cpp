@@ -7,8 +7,8 @@
 //                    --accuracy-tolerance of the reference weights' accuracy
 //   --fail-rank R --fail-step K --fail-how throw|kill   rank R fails at its K-th step
 // Every rank also checks that its parameters are bitwise rank 0's at the end.
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -45,8 +45,7 @@ nn::Sequential build_network(std::uint64_t seed) {
 }
 
 nn::Model build_model(std::uint64_t seed) {
-  return nn::Model(build_network(seed), nn::categorical_crossentropy,
-                   std::make_unique<nn::Adam>());
+  return nn::Model(build_network(seed), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
 }
 
 // Makes rank `rank` fail at its step-th step (counted over the whole run).
