@@ -303,6 +303,7 @@ void Model::resume_progress(EpochOrder& epoch_order, std::int64_t rows, const Fi
 
 History Model::fit(const BatchSource& data, const FitOptions& options) {
   if (!communicator_) return fit_here(data, options);
+  require_training("fit");  // the same everywhere: before any exchange
   try {
     FitOptions on_this_rank = options;
     if (!is_main_process()) on_this_rank.verbose = 0;  // one progress bar for the job
@@ -501,8 +502,7 @@ void Model::check_ranks_agree(const BatchSource& data, const FitOptions& options
       {"optimizer steps", double(optimizer_->state().iterations)},
       {"checkpoint epoch", double(progress_.epoch)},
       {"checkpoint generator (hash, high half)", double(generator_hash >> 32)},
-      {"checkpoint generator (hash, low half)", double(generator_hash & 0xffffffffu)},
-      {"ranks", double(communicator_->size())}};
+      {"checkpoint generator (hash, low half)", double(generator_hash & 0xffffffffu)}};
   std::vector<double> rank0(mine.size());
   for (std::size_t k = 0; k < mine.size(); ++k) rank0[k] = mine[k].second;
   communicator_->broadcast(std::as_writable_bytes(std::span(rank0)));
@@ -532,7 +532,7 @@ void Model::agree_to_stop() {
 const Evaluation& Model::distributed_train_step(const BatchSource& data,
                                                 std::span<const std::int64_t> rows) {
   try {
-    if (rows.empty()) throw std::invalid_argument("train_step: no rows");
+    if (rows.empty()) throw std::invalid_argument("no rows");
     if (!buckets_ || !buckets_->watches(parameters_)) {
       buckets_.reset();  // unwatches the old parameters first
       buckets_ =

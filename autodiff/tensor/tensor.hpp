@@ -58,7 +58,6 @@ inline TensorNode& tensor_node(CoarseNode& n) { return *static_cast<TensorNode*>
 
 }  // namespace detail
 
-/// A dense, row-major tensor of float or double on the active tape.
 /// Told by the reverse sweep when it passes a leaf: every op that used the leaf has then added its
 /// gradient. Data-parallel training sends a parameter's gradient from there, while the sweep goes
 /// on (nn/data_parallel.hpp).
@@ -67,6 +66,7 @@ struct LeafHook {
   void* context = nullptr;
 };
 
+/// A dense, row-major tensor of float or double on the active tape.
 template <TensorElement T>
 class Tensor {
  public:
