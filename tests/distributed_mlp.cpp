@@ -6,6 +6,7 @@
 //                    reference's (relative, in L2 norm), and the test accuracy within
 //                    --accuracy-tolerance of the reference weights' accuracy
 //   --fail-rank R --fail-step K --fail-how throw|kill   rank R fails at its K-th step
+//   --expect-ranks N  fails unless the job has N ranks (mpirun did start them all)
 // Every rank also checks that its parameters are bitwise rank 0's at the end.
 #include <cmath>
 #include <csignal>
@@ -35,6 +36,7 @@ struct Settings {
   int fail_rank = -1;
   std::int64_t fail_step = 0;
   std::string fail_how = "throw";
+  int expect_ranks = 0;
 };
 
 nn::Sequential build_network(std::uint64_t seed) {
@@ -110,8 +112,12 @@ int main(int argc, char** argv) {
   app.add_option("--fail-rank", s.fail_rank);
   app.add_option("--fail-step", s.fail_step);
   app.add_option("--fail-how", s.fail_how)->check(CLI::IsMember({"throw", "kill"}));
+  app.add_option("--expect-ranks", s.expect_ranks);
   CLI11_PARSE(app, argc, argv);
   try {
+    if (s.expect_ranks > 0 && processes.size() != s.expect_ranks)
+      throw std::runtime_error(
+          fmt::format("{} ranks, expected {}", processes.size(), s.expect_ranks));
     const nn::Dataset train = nn::load_mnist(AUTODIFF_DATA_DIR, "train");
     const nn::Dataset test = nn::load_mnist(AUTODIFF_DATA_DIR, "t10k");
     nn::Model model = build_model(s.seed);
