@@ -93,6 +93,8 @@ corpus_weights = {
                        + [("1.weight", "F64", [3, 2], [36, 84])], VALUES[:9] + [0.0] * 12),
     "overlap": safetensors(valid[:3] + [("1.bias", "F32", [2], [56, 64])], VALUES[:16]),
     "gap": safetensors(valid[:3] + [("1.bias", "F32", [2], [64, 72])], VALUES + [0.0]),
+    "shape_overflows": safetensors([("0.weight", "F32", [1 << 62, 1 << 62], [0, 24])] + valid[1:],
+                                   VALUES),
     "duplicate_name": safetensors(valid[:3] + [("0.bias", "F32", [2], [60, 68])], VALUES),
     "header_past_end": safetensors(valid, VALUES, header_length=1 << 20),
     "header_claims_1TiB": safetensors(valid, VALUES, header_length=1 << 40),

@@ -53,9 +53,9 @@ TEST_CASE(
     nn::load_weights(model, corpus + name);
     CHECK(values_of(model) == expected);
   }
-  for (const char* name :
-       {"wrong_shape", "missing_tensor", "extra_tensor", "f64", "overlap", "gap", "duplicate_name",
-        "header_past_end", "header_claims_1TiB", "truncated", "not_json", "empty"}) {
+  for (const char* name : {"wrong_shape", "missing_tensor", "extra_tensor", "f64", "overlap", "gap",
+                           "shape_overflows", "duplicate_name", "header_past_end",
+                           "header_claims_1TiB", "truncated", "not_json", "empty"}) {
     INFO(name);
     nn::Sequential model = fuzz_model();
     const std::vector<float> before = values_of(model);
