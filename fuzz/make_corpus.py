@@ -55,9 +55,12 @@ corpus_gz["zeros_bomb.gz"] = b"\x00" + gz(idx([1, 256, 256], 0) + bytes(1 << 16)
 MODEL = [("0.weight", [2, 3]), ("0.bias", [3]), ("1.weight", [3, 2]), ("1.bias", [2])]
 
 
-def safetensors(tensors, values, metadata=True, header_length=None, pad=True):
+WEIGHTS = {"format": "autodiff", "format_version": "1", "content": "weights"}
+
+
+def safetensors(tensors, values, metadata=WEIGHTS, header_length=None, pad=True):
     """tensors: (name, dtype, shape, [begin, end]); values: floats of the data section."""
-    header = [("__metadata__", {"format": "autodiff", "format_version": "1"})] if metadata else []
+    header = [("__metadata__", metadata)] if metadata else []
     for name, dtype, shape, offsets in tensors:  # a list, so that a name can appear twice
         header.append((name, {"dtype": dtype, "shape": shape, "data_offsets": offsets}))
     text = ("{" + ",".join(json.dumps(k) + ":" + json.dumps(v, separators=(",", ":"))
@@ -83,7 +86,11 @@ VALUES = [(i + 1) / 8 - 1 for i in range(17)]
 valid = laid_out(MODEL)
 corpus_weights = {
     "valid": safetensors(valid, VALUES),
-    "no_metadata": safetensors(valid, VALUES, metadata=False),
+    "no_metadata": safetensors(valid, VALUES, metadata=None),
+    # A checkpoint's optimizer tensors are not the model's, and are let be.
+    "checkpoint": safetensors(valid + [("optimizer.m.1.bias", "F32", [2], [68, 76])],
+                              VALUES + [0.25, 0.5], dict(WEIGHTS, content="checkpoint")),
+    "future_version": safetensors(valid, VALUES, dict(WEIGHTS, format_version="2")),
     # Tensors listed in another order than their data: still valid.
     "reordered": safetensors(valid[::-1], VALUES),
     "wrong_shape": safetensors([(n, d, s[::-1], o) for n, d, s, o in valid], VALUES),
