@@ -89,7 +89,7 @@ auto primal(const T& x) {
 /// f(x) on a Dual through op table entry Op: the tangent is f′(x)·dx. A zero tangent is not
 /// multiplied, so that an infinite derivative on a constant (sqrt at 0) cannot make 0·∞ = NaN.
 template <class Op, class T>
-Dual<T> unary(const Dual<T>& x, const Op& op = {}) {
+[[gnu::always_inline]] inline Dual<T> unary(const Dual<T>& x, const Op& op = {}) {
   const T y = T(op.value(x.value));
   if (is_zero(x.tangent)) return Dual<T>(y);
   return Dual<T>(y, T(op.derivative(x.value, y)) * x.tangent);
@@ -98,7 +98,7 @@ Dual<T> unary(const Dual<T>& x, const Op& op = {}) {
 /// f(a, b) on Duals through op table entry Op: the tangent is ∂f/∂a·da + ∂f/∂b·db, each term
 /// only where its tangent is not zero (pow(−1, p) has a NaN ∂/∂b, harmless on a constant p).
 template <class Op, class T>
-Dual<T> binary(const Dual<T>& a, const Dual<T>& b) {
+[[gnu::always_inline]] inline Dual<T> binary(const Dual<T>& a, const Dual<T>& b) {
   const T y = T(Op::value(a.value, b.value));
   const bool left = !is_zero(a.tangent), right = !is_zero(b.tangent);
   if (left && right)
@@ -113,18 +113,18 @@ Dual<T> binary(const Dual<T>& a, const Dual<T>& b) {
 
 // ---- Operators: Dual∘Dual, Dual∘number, number∘Dual ----
 
-#define AUTODIFF_DUAL_OPERATOR(symbol, Op)                      \
-  template <class T>                                            \
-  Dual<T> operator symbol(const Dual<T>& a, const Dual<T>& b) { \
-    return detail::binary<op::Op>(a, b);                        \
-  }                                                             \
-  template <class T, PlainNumber N>                             \
-  Dual<T> operator symbol(const Dual<T>& a, N b) {              \
-    return detail::binary<op::Op>(a, Dual<T>(T(b)));            \
-  }                                                             \
-  template <class T, PlainNumber N>                             \
-  Dual<T> operator symbol(N a, const Dual<T>& b) {              \
-    return detail::binary<op::Op>(Dual<T>(T(a)), b);            \
+#define AUTODIFF_DUAL_OPERATOR(symbol, Op)                                                    \
+  template <class T>                                                                          \
+  [[gnu::always_inline]] inline Dual<T> operator symbol(const Dual<T>& a, const Dual<T>& b) { \
+    return detail::binary<op::Op>(a, b);                                                      \
+  }                                                                                           \
+  template <class T, PlainNumber N>                                                           \
+  [[gnu::always_inline]] inline Dual<T> operator symbol(const Dual<T>& a, N b) {              \
+    return detail::binary<op::Op>(a, Dual<T>(T(b)));                                          \
+  }                                                                                           \
+  template <class T, PlainNumber N>                                                           \
+  [[gnu::always_inline]] inline Dual<T> operator symbol(N a, const Dual<T>& b) {              \
+    return detail::binary<op::Op>(Dual<T>(T(a)), b);                                          \
   }
 AUTODIFF_DUAL_OPERATOR(+, Add)
 AUTODIFF_DUAL_OPERATOR(-, Subtract)
@@ -133,7 +133,7 @@ AUTODIFF_DUAL_OPERATOR(/, Divide)
 #undef AUTODIFF_DUAL_OPERATOR
 
 template <class T>
-Dual<T> operator-(const Dual<T>& x) {
+[[gnu::always_inline]] inline Dual<T> operator-(const Dual<T>& x) {
   return detail::unary<op::Negate>(x);
 }
 template <class T>
@@ -162,10 +162,10 @@ std::partial_ordering operator<=>(const Dual<T>& a, N b) {
 // ---- Functions: the names of the Var functions, and those the op table calls (fabs, isnormal)
 // ----
 
-#define AUTODIFF_DUAL_FUNCTION(name, Op) \
-  template <class T>                     \
-  Dual<T> name(const Dual<T>& x) {       \
-    return detail::unary<op::Op>(x);     \
+#define AUTODIFF_DUAL_FUNCTION(name, Op)                         \
+  template <class T>                                             \
+  [[gnu::always_inline]] inline Dual<T> name(const Dual<T>& x) { \
+    return detail::unary<op::Op>(x);                             \
   }
 AUTODIFF_DUAL_FUNCTION(square, Square)
 AUTODIFF_DUAL_FUNCTION(exp, Exp)
@@ -183,18 +183,18 @@ AUTODIFF_DUAL_FUNCTION(fabs, Abs)
 AUTODIFF_DUAL_FUNCTION(softplus, Softplus)
 #undef AUTODIFF_DUAL_FUNCTION
 
-#define AUTODIFF_DUAL_BINARY_FUNCTION(name, Op)      \
-  template <class T>                                 \
-  Dual<T> name(const Dual<T>& a, const Dual<T>& b) { \
-    return detail::binary<op::Op>(a, b);             \
-  }                                                  \
-  template <class T, PlainNumber N>                  \
-  Dual<T> name(const Dual<T>& a, N b) {              \
-    return detail::binary<op::Op>(a, Dual<T>(T(b))); \
-  }                                                  \
-  template <class T, PlainNumber N>                  \
-  Dual<T> name(N a, const Dual<T>& b) {              \
-    return detail::binary<op::Op>(Dual<T>(T(a)), b); \
+#define AUTODIFF_DUAL_BINARY_FUNCTION(name, Op)                                    \
+  template <class T>                                                               \
+  [[gnu::always_inline]] inline Dual<T> name(const Dual<T>& a, const Dual<T>& b) { \
+    return detail::binary<op::Op>(a, b);                                           \
+  }                                                                                \
+  template <class T, PlainNumber N>                                                \
+  [[gnu::always_inline]] inline Dual<T> name(const Dual<T>& a, N b) {              \
+    return detail::binary<op::Op>(a, Dual<T>(T(b)));                               \
+  }                                                                                \
+  template <class T, PlainNumber N>                                                \
+  [[gnu::always_inline]] inline Dual<T> name(N a, const Dual<T>& b) {              \
+    return detail::binary<op::Op>(Dual<T>(T(a)), b);                               \
   }
 AUTODIFF_DUAL_BINARY_FUNCTION(pow, Power)
 AUTODIFF_DUAL_BINARY_FUNCTION(min, Minimum)

@@ -161,12 +161,13 @@ class TapeOf {
 
   Index new_leaf() { return push_slot(); }
 
+  // Inlined into the caller, as Tape::record, so that the expression stays in registers.
   template <class Expr>
-  Index record(const Expr& expr) {
+  [[gnu::always_inline]] Index record(const Expr& expr, const typename Expr::Values& values) {
     reserve_operations(Expr::leaf_count);
     const std::uint32_t first = op_count_;
     try {
-      expr.propagate(*this, S(1.0));
+      expr.propagate(*this, S(1.0), values);
     } catch (...) {
       op_count_ = first;
       throw;
@@ -275,18 +276,28 @@ concept ExpressionOf = std::is_base_of_v<ExpressionOfBase, std::remove_cvref_t<T
 template <class T>
 concept OperandOf = ExpressionOf<T> || std::is_arithmetic_v<std::remove_cvref_t<T>>;
 
+// The nodes hold their operands (by value, so that an expression can outlive the statement that
+// built it) but not their values: copying a node into its parent copies the whole subtree, and
+// values written just before made each copy stall (store forwarding), tripling hvp's time. The
+// values are computed when the expression is recorded, into a tree of Values built in place
+// (evaluate()), which propagate() then reads.
+
 /// A number inside an expression over VarOf<S>.
 template <class S>
 class ConstantOf : public ExpressionOfBase {
  public:
   using Scalar = S;
   static constexpr int leaf_count = 0;
+  struct Values {
+    S value;
+  };
   explicit ConstantOf(double value) : value_(value) {}
-  const S& value() const { return value_; }
-  void propagate(TapeOf<S>&, const S&) const {}
+  Values evaluate() const { return {S(value_)}; }
+  S value() const { return S(value_); }
+  void propagate(TapeOf<S>&, const S&, const Values&) const {}
 
  private:
-  S value_;
+  double value_;
 };
 
 template <class Op, class A>
@@ -294,17 +305,25 @@ class UnaryOf : public ExpressionOfBase {
  public:
   using Scalar = typename A::Scalar;
   static constexpr int leaf_count = A::leaf_count;
-  explicit UnaryOf(const A& arg, Op op = {})
-      : arg_(arg), op_(op), value_(Scalar(op_.value(arg.value()))) {}
-  const Scalar& value() const { return value_; }
-  void propagate(TapeOf<Scalar>& tape, const Scalar& partial) const {
-    arg_.propagate(tape, partial * Scalar(op_.derivative(arg_.value(), value_)));
+  struct Values {
+    typename A::Values arg;
+    Scalar value;
+  };
+  explicit UnaryOf(const A& arg, Op op = {}) : arg_(arg), op_(op) {}
+  [[gnu::always_inline]] Values evaluate() const {
+    Values v{arg_.evaluate(), Scalar()};
+    v.value = Scalar(op_.value(v.arg.value));
+    return v;
+  }
+  Scalar value() const { return evaluate().value; }
+  [[gnu::always_inline]] void propagate(TapeOf<Scalar>& tape, const Scalar& partial,
+                                        const Values& v) const {
+    arg_.propagate(tape, partial * Scalar(op_.derivative(v.arg.value, v.value)), v.arg);
   }
 
  private:
   A arg_;
   [[no_unique_address]] Op op_;
-  Scalar value_;
 };
 
 template <class Op, class L, class R>
@@ -314,20 +333,31 @@ class BinaryOf : public ExpressionOfBase {
   static_assert(std::is_same_v<Scalar, typename R::Scalar>,
                 "autodiff: an expression mixes VarOf of two number types");
   static constexpr int leaf_count = L::leaf_count + R::leaf_count;
-  BinaryOf(const L& left, const R& right)
-      : left_(left), right_(right), value_(Scalar(Op::value(left.value(), right.value()))) {}
-  const Scalar& value() const { return value_; }
-  void propagate(TapeOf<Scalar>& tape, const Scalar& partial) const {
+  struct Values {
+    typename L::Values left;
+    typename R::Values right;
+    Scalar value;
+  };
+  BinaryOf(const L& left, const R& right) : left_(left), right_(right) {}
+  [[gnu::always_inline]] Values evaluate() const {
+    Values v{left_.evaluate(), right_.evaluate(), Scalar()};
+    v.value = Scalar(Op::value(v.left.value, v.right.value));
+    return v;
+  }
+  Scalar value() const { return evaluate().value; }
+  [[gnu::always_inline]] void propagate(TapeOf<Scalar>& tape, const Scalar& partial,
+                                        const Values& v) const {
     if constexpr (L::leaf_count > 0)
-      left_.propagate(tape, partial * Scalar(Op::d_left(left_.value(), right_.value(), value_)));
+      left_.propagate(tape, partial * Scalar(Op::d_left(v.left.value, v.right.value, v.value)),
+                      v.left);
     if constexpr (R::leaf_count > 0)
-      right_.propagate(tape, partial * Scalar(Op::d_right(left_.value(), right_.value(), value_)));
+      right_.propagate(tape, partial * Scalar(Op::d_right(v.left.value, v.right.value, v.value)),
+                       v.right);
   }
 
  private:
   L left_;
   R right_;
-  Scalar value_;
 };
 
 /// A recorded scalar of TapeOf<S>, as Var is of Tape: value, slot, epoch. Made by the drivers
@@ -350,10 +380,12 @@ class VarOf : public ExpressionOfBase {
   VarOf(N value) : VarOf(S(static_cast<double>(value))) {}
   /// The result of an expression: one statement on the active TapeOf<S>.
   template <ExpressionOf E>
-  requires(!std::same_as<std::remove_cvref_t<E>, VarOf>) VarOf(const E& expression)
-      : value_(expression.value()) {
+  requires(!std::same_as<std::remove_cvref_t<E>, VarOf>)
+      [[gnu::always_inline]] VarOf(const E& expression) {
+    const typename E::Values values = expression.evaluate();
+    value_ = values.value;
     TapeOf<S>& tape = TapeOf<S>::active();
-    index_ = tape.record(expression);
+    index_ = tape.record(expression, values);
     epoch_ = tape.epoch();
   }
   template <OperandOf E>
@@ -373,7 +405,7 @@ class VarOf : public ExpressionOfBase {
     return *this = VarOf(*this / e);
   }
 
-  const S& value() const { return value_; }
+  S value() const { return value_; }
   Index index() const { return index_; }
   Epoch epoch() const { return epoch_; }
   bool is_recorded() const { return index_ != kNotRecorded; }
@@ -384,7 +416,11 @@ class VarOf : public ExpressionOfBase {
     return tape.adjoint(index_);
   }
 
-  void propagate(TapeOf<S>& tape, const S& partial) const {
+  struct Values {
+    S value;
+  };
+  Values evaluate() const { return {value_}; }
+  void propagate(TapeOf<S>& tape, const S& partial, const Values&) const {
     if (index_ != kNotRecorded) tape.push_operation(partial, index_, epoch_);
   }
 
@@ -395,23 +431,18 @@ class VarOf : public ExpressionOfBase {
 };
 
 namespace detail {
-template <class T, class Like>
-auto as_expression_of(const T& x) {
-  if constexpr (ExpressionOf<T>)
-    return x;
-  else
-    return ConstantOf<typename Like::Scalar>(static_cast<double>(x));
-}
+/// BinaryOf over two operands, a number becoming a ConstantOf. The operands are copied once,
+/// into the node (a copy more, of a whole subtree at every level, costs hvp a third of its time).
 template <class Op, class A, class B>
-auto make_binary_of(const A& a, const B& b) {
-  if constexpr (ExpressionOf<A>) {
-    auto l = as_expression_of<A, A>(a);
-    auto r = as_expression_of<B, A>(b);
-    return BinaryOf<Op, decltype(l), decltype(r)>(l, r);
+[[gnu::always_inline]] inline auto make_binary_of(const A& a, const B& b) {
+  if constexpr (ExpressionOf<A> && ExpressionOf<B>) {
+    return BinaryOf<Op, A, B>(a, b);
+  } else if constexpr (ExpressionOf<A>) {
+    using C = ConstantOf<typename A::Scalar>;
+    return BinaryOf<Op, A, C>(a, C(static_cast<double>(b)));
   } else {
-    auto l = as_expression_of<A, B>(a);
-    auto r = as_expression_of<B, B>(b);
-    return BinaryOf<Op, decltype(l), decltype(r)>(l, r);
+    using C = ConstantOf<typename B::Scalar>;
+    return BinaryOf<Op, C, B>(C(static_cast<double>(a)), b);
   }
 }
 }  // namespace detail
