@@ -19,6 +19,7 @@
 #include "autodiff/second_order.hpp"
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
+#include "nn/second_order.hpp"
 #include "tutorial_network.hpp"
 
 using namespace autodiff;
@@ -95,65 +96,22 @@ void print_tutorial_hessian() {
 
 // ---- 4. The MNIST MLP: the largest eigenvalue of its loss's Hessian, by power iteration ----
 
-constexpr std::int64_t kInputs = 784, kHidden = 128, kClasses = 10, kBatch = 32;
-
-// The tutorial's MLP (784 → Dense(128, ReLU) → Dense(10, softmax), categorical cross-entropy,
-// mean over the batch) on parameters p = W1 (784 × 128), b1, W2 (128 × 10), b2: the layout of the
-// nn::Dense layers' "weight" and "bias". Written on scalars, so that hvp() records it on Duals.
-struct MlpLoss {
-  std::vector<double> pixels;  // kBatch × kInputs, in [0, 1]
-  std::vector<std::int32_t> labels;
-
-  template <class X>
-  X operator()(std::span<const X> p) const {
-    const X* w1 = p.data();
-    const X* b1 = w1 + kInputs * kHidden;
-    const X* w2 = b1 + kHidden;
-    const X* b2 = w2 + kHidden * kClasses;
-    X total = 0.0;
-    std::vector<X> hidden(kHidden), logits(kClasses);
-    for (std::int64_t n = 0; n < kBatch; ++n) {
-      const double* x = &pixels[n * kInputs];
-      for (std::int64_t j = 0; j < kHidden; ++j) {
-        X z = b1[j];
-        for (std::int64_t k = 0; k < kInputs; ++k)
-          if (x[k] != 0) z += w1[k * kHidden + j] * x[k];  // most pixels are 0
-        hidden[j] = relu(z);
-      }
-      // Cross-entropy on the logits: log Σ exp(z_c − m) + m − z_label, m = max z (a constant
-      // shift, for exp not to overflow: the result does not depend on it).
-      double m = -INFINITY;
-      for (std::int64_t c = 0; c < kClasses; ++c) {
-        X z = b2[c];
-        for (std::int64_t j = 0; j < kHidden; ++j) z += w2[j * kClasses + c] * hidden[j];
-        logits[c] = z;
-        m = std::max(m, detail::primal(z.value()));
-      }
-      X sum = 0.0;
-      for (std::int64_t c = 0; c < kClasses; ++c) sum += exp(logits[c] - m);
-      total += log(sum) + m - logits[labels[n]];
-    }
-    return X(total / static_cast<double>(kBatch));
-  }
-};
-
 void print_mnist_sharpness() {
+  constexpr std::int64_t kBatch = 32;
   const nn::Dataset train = nn::load_mnist(AUTODIFF_DEFAULT_DATA_DIR, "train");
-  MlpLoss loss;
-  for (std::int64_t i = 0; i < kBatch * kInputs; ++i)
-    loss.pixels.push_back(train.images()[i] / 255.0);
-  loss.labels.assign(train.labels().begin(), train.labels().begin() + kBatch);
+  std::vector<float> x, y_true(kBatch * 10, 0.0f);  // the first batch, and its one-hot labels
+  for (std::int64_t i = 0; i < kBatch * train.features(); ++i)
+    x.push_back(static_cast<float>(train.images()[i]) / 255.0f);
+  for (std::int64_t n = 0; n < kBatch; ++n) y_true[n * 10 + train.labels()[n]] = 1.0f;
 
-  // The initial weights of examples/mnist_mlp.cpp (seed 1).
-  nn::Dense hidden(kInputs, kHidden, nn::Activation::Relu, {.seed = 1});
-  nn::Dense output(kHidden, kClasses, nn::Activation::Softmax, {.seed = 2});
-  std::vector<double> weights;
-  for (nn::Parameter* p : {&hidden.weights(), &hidden.bias(), &output.weights(), &output.bias()})
-    weights.insert(weights.end(), p->value.begin(), p->value.end());
+  // The MLP of examples/mnist_mlp.cpp, at its initial weights (seed 1).
+  nn::Sequential network;
+  network.add(nn::Dense(784, 128, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dense(128, 10, nn::Activation::Softmax, {.seed = 2}));
 
   // Power iteration: v ← H·v / |H·v|; the Rayleigh quotient vᵀ·H·v converges to the eigenvalue
   // of largest magnitude.
-  std::vector<double> v(weights.size());
+  std::vector<double> v(static_cast<std::size_t>(network.parameter_count()));
   std::mt19937_64 random(42);
   std::normal_distribution<double> normal;
   for (double& vi : v) vi = normal(random);
@@ -168,7 +126,10 @@ void print_mnist_sharpness() {
   int iterations = 0;
   while (iterations < 1000) {
     ++iterations;
-    std::vector<double> hv = hvp(loss, weights, v).hessian_vector;
+    std::vector<double> hv =
+        nn::parameter_hvp(network, nn::SecondOrderLoss::CategoricalCrossentropy, x, kBatch, y_true,
+                          v)
+            .hessian_vector;
     double rayleigh = 0;
     for (std::size_t i = 0; i < v.size(); ++i) rayleigh += v[i] * hv[i];
     residual = 0;  // |H·v − λ·v| / |λ|
@@ -184,7 +145,7 @@ void print_mnist_sharpness() {
   fmt::print(
       "Largest Hessian eigenvalue of the MNIST MLP's loss (first batch of {}, initial weights, "
       "{} parameters): {:.7g} after {} power iterations (residual {:.1e})\n",
-      kBatch, weights.size(), eigenvalue, iterations, residual);
+      kBatch, v.size(), eigenvalue, iterations, residual);
 }
 
 int main() {

@@ -12,6 +12,9 @@
 
 #include "autodiff/autodiff.hpp"
 #include "autodiff/second_order.hpp"
+#include "nn/layers.hpp"
+#include "nn/losses.hpp"
+#include "nn/second_order.hpp"
 #include "tutorial_network.hpp"
 
 using namespace autodiff;
@@ -363,4 +366,59 @@ TEST_CASE("Dual numbers: forward mode through the op table, nested for second de
   CHECK(n.tangent == -3.0);
   // sqrt at 0 on a constant: no 0·∞.
   CHECK(sqrt(Dual<double>(0.0)).tangent == 0.0);
+}
+
+TEST_CASE("nn::parameter_hvp: a Dense network's loss, its gradient and H·v") {
+  // 3 → 4 (tanh) → 3 (softmax) over two samples, both losses.
+  nn::Sequential network;
+  network.add(nn::Dense(3, 4, nn::Activation::Tanh, {.seed = 3}));
+  network.add(nn::Dense(4, 3, nn::Activation::Softmax, {.seed = 4}));
+  const std::vector<float> x = {0.5f, -1.0f, 2.0f, -0.25f, 0.75f, 0.0f};
+  const std::vector<float> y_true = {0, 0, 1, 1, 0, 0};
+  const std::vector<double> point = nn::parameter_values(network);
+  REQUIRE(point.size() == 31);
+  std::vector<double> v(point.size());
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::cos(0.7 * static_cast<double>(i));
+
+  for (const auto loss :
+       {nn::SecondOrderLoss::CategoricalCrossentropy, nn::SecondOrderLoss::MeanSquaredError}) {
+    const nn::ParameterHvp r = nn::parameter_hvp(network, loss, x, 2, y_true, v);
+
+    // The loss and its gradient are the library's model's (float tensors, to float precision).
+    Tape tape;
+    TapeScope scope(tape);
+    const Tensor<float> inputs = Tensor<float>::from(x, {2, 3});
+    const Tensor<float> targets = Tensor<float>::from(y_true, {2, 3});
+    const Tensor<float> y_pred = network(inputs);
+    const Tensor<float> l = loss == nn::SecondOrderLoss::MeanSquaredError
+                                ? nn::mean_squared_error(targets, y_pred)
+                                : nn::categorical_crossentropy(targets, y_pred);
+    for (nn::Parameter* p : network.parameters()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+    to_var(l).backward();
+    CHECK(r.loss == doctest::Approx(l.item()).epsilon(1e-6));
+    std::size_t k = 0;
+    for (const nn::Parameter* p : network.parameters())
+      for (const float g : p->grad)
+        CHECK(r.gradient[k++] == doctest::Approx(g).epsilon(1e-5).scale(1e-3));
+
+    // H·v against Ridders' finite differences of the gradient along v, in double.
+    auto gradient_at = [&](std::span<const double> at) {
+      return nn::parameter_hvp_at(network, at, loss, x, 2, y_true, v).gradient;
+    };
+    const SecondOrderCheck check =
+        detail::check_second_order(gradient_at, point, v, r.loss, r.hessian_vector, {});
+    INFO(check.table());
+    CHECK(check.passed());
+    CHECK(check.max_rel_error < 1e-7);
+  }
+
+  CHECK_THROWS_WITH_AS(
+      nn::parameter_hvp(network, nn::SecondOrderLoss::MeanSquaredError, x, 3, y_true, v),
+      "parameter_hvp: x has 6 values and y_true 6, expected batch × 3 and batch × "
+      "3 with batch = 3 > 0",
+      std::invalid_argument);
+  nn::Dense linear(3, 3);
+  CHECK_THROWS_AS(nn::parameter_hvp(linear, nn::SecondOrderLoss::CategoricalCrossentropy, x, 2,
+                                    y_true, std::vector<double>(12)),
+                  std::invalid_argument);
 }
