@@ -422,3 +422,47 @@ TEST_CASE("nn::parameter_hvp: a Dense network's loss, its gradient and H·v") {
                                     y_true, std::vector<double>(12)),
                   std::invalid_argument);
 }
+
+TEST_CASE("hvp inside the function given to hvp: each call records on a tape of its own") {
+  // g(x) = f(x) + (∇f(x)·e₀ computed by an inner hvp, as a constant): the outer recording must
+  // survive the inner call (they would share the thread's kept tape otherwise).
+  auto f = [](auto x) { return x[0] * x[0] * x[1]; };
+  auto g = [&f](auto x) {
+    const std::array<double, 2> at = {detail::plain_value(x[0]), detail::plain_value(x[1])};
+    const double inner = hvp(f, at, std::array<double, 2>{1.0, 0.0}).gradient[0];
+    return f(x) + inner;
+  };
+  const HvpResult r = hvp(g, {1.5, 2.0}, {0.0, 1.0});
+  CHECK(r.value == doctest::Approx(1.5 * 1.5 * 2.0 + 2 * 1.5 * 2.0).epsilon(1e-15));
+  CHECK(r.gradient[0] == doctest::Approx(2 * 1.5 * 2.0).epsilon(1e-15));
+  CHECK(r.hessian_vector[0] == doctest::Approx(2 * 1.5).epsilon(1e-15));  // ∂²f/∂x0∂x1
+  CHECK(r.hessian_vector[1] == 0.0);
+}
+
+TEST_CASE(
+    "gradient of a gradient for every scalar op: the rows of the forward-over-reverse Hessian") {
+  for (const OpCase& c : kOpCases) {
+    const std::string name = c.name;
+    auto f = [&name](auto x) {
+      using X = typename decltype(x)::value_type;
+      return op_function<X>(name, x);
+    };
+    INFO(name);
+    const HessianResult h = hessian(f, c.x);
+    Tape tape;
+    TapeScope scope(tape);
+    const std::array<Var, 2> x = {Var(c.x[0]), Var(c.x[1])};
+    const DifferentiableGradient g = differentiable_gradient(f, x);
+    for (std::size_t i = 0; i < 2; ++i) {
+      CHECK(g.gradient[i].value() == doctest::Approx(h.gradient[i]).epsilon(1e-14));
+      if (!g.gradient[i].is_recorded()) {  // a gradient that does not depend on x: a zero row
+        CHECK(h.hessian(i, 0) == 0.0);
+        CHECK(h.hessian(i, 1) == 0.0);
+        continue;
+      }
+      const auto [d0, d1] = gradient(g.gradient[i], x[0], x[1]);
+      CHECK(d0 == doctest::Approx(h.hessian(i, 0)).epsilon(1e-13).scale(1e-15));
+      CHECK(d1 == doctest::Approx(h.hessian(i, 1)).epsilon(1e-13).scale(1e-15));
+    }
+  }
+}
