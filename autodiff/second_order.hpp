@@ -27,6 +27,7 @@
 #include <initializer_list>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -51,7 +52,7 @@ inline Epoch draw_second_order_epoch() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 template <class S>
-inline thread_local TapeOf<S>* active_tape_of = nullptr;
+inline thread_local constinit TapeOf<S>* active_tape_of = nullptr;
 
 /// adjoint += partial · a. For Duals written out, so that the hot loop of hvp has no branch.
 template <class S>
@@ -128,8 +129,9 @@ inline EagerVar pow(const EagerVar& a, const EagerVar& b) {
 inline bool isnormal(const EagerVar& x) { return std::isnormal(x.var.value()); }
 }  // namespace detail
 
-/// The tape of Var<S>: the flat layout of Tape (statements, operations, adjoints), with values,
-/// partials and adjoints of type S. Rewound by clear(), which keeps the memory.
+/// The tape of VarOf<S>: the flat layout of Tape (statements, operations, adjoints), with values,
+/// partials and adjoints of type S. Rewound by clear(), which keeps the memory. One thread at a
+/// time records on a TapeOf (hvp and hessian keep one per thread).
 template <class S>
 class TapeOf {
  public:
@@ -216,15 +218,23 @@ class TapeOf {
   }
 
  private:
+  // Indices are 32-bit, kNotRecorded reserved: every array stops below 2^32 − 1 entries.
+  static std::size_t grown(std::size_t size, const char* what) {
+    constexpr std::size_t kMax = std::size_t{UINT32_MAX} - 1;
+    if (size >= kMax)
+      throw std::length_error(std::string("autodiff: a TapeOf cannot hold more than 2^32 - 2 ") +
+                              what);
+    return std::min(kMax, std::max<std::size_t>(1024, 2 * size));
+  }
   Index push_slot() {
     if (slot_count_ == adjoint_.size()) [[unlikely]]
-      adjoint_.resize(std::max<std::size_t>(1024, 2 * adjoint_.size()));
+      adjoint_.resize(grown(adjoint_.size(), "values"));
     adjoint_[slot_count_] = S(0.0);
     return slot_count_++;
   }
   void push_statement(Index slot) {
     if (statement_count_ == statement_slot_.size()) [[unlikely]] {
-      statement_slot_.resize(std::max<std::size_t>(1024, 2 * statement_slot_.size()));
+      statement_slot_.resize(grown(statement_slot_.size(), "statements"));
       op_bounds_.resize(statement_slot_.size() + 1);
     }
     statement_slot_[statement_count_] = slot;
@@ -234,7 +244,7 @@ class TapeOf {
   void reserve_operations(std::size_t count) {
     if (op_count_ + count > partial_.size()) [[unlikely]] {
       const std::size_t capacity =
-          std::max({std::size_t{1024}, 2 * partial_.size(), op_count_ + count});
+          std::max(grown(partial_.size(), "operations"), op_count_ + count);
       if (capacity > std::size_t{UINT32_MAX} - 1)
         throw std::length_error("autodiff: a TapeOf cannot hold more than 2^32 - 2 operations");
       partial_.resize(capacity);
