@@ -3,14 +3,12 @@
 //
 // Each function is written once, generically (`[](auto x) { … }`), and the drivers call it with
 // the number type they need: hessian() and hvp() record it on Dual numbers (forward over
-// reverse), gradient() with Vars.
-#include <algorithm>
+// reverse), jvp() runs it on Duals alone. nn::parameter_hvp does the same for a model's loss.
 #include <array>
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <random>
-#include <span>
 #include <stdexcept>
 #include <vector>
 
