@@ -138,6 +138,12 @@ VjpResult vjp(F&& f, std::span<const double> x, std::span<const double> u) {
   return result;
 }
 
+template <class F>
+VjpResult vjp(F&& f, std::initializer_list<double> x, std::initializer_list<double> u) {
+  return vjp(f, std::span<const double>(x.begin(), x.size()),
+             std::span<const double>(u.begin(), u.size()));
+}
+
 /// f(x) and its Jacobian (m × n): by reverse rows (one recording, m sweeps) when f has fewer
 /// outputs than inputs, else by forward columns (n passes of Dual numbers).
 template <class F>

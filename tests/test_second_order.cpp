@@ -466,3 +466,37 @@ TEST_CASE(
     }
   }
 }
+
+TEST_CASE("README: second derivatives and forward mode") {
+  auto rosenbrock = [](auto x) { return square(1 - x[0]) + 100 * square(x[1] - square(x[0])); };
+  HessianResult h = hessian(rosenbrock, {1.0, 1.0});       // h.hessian: [[802, -400], [-400, 200]]
+  HvpResult r = hvp(rosenbrock, {-1.2, 1.0}, {1.0, 0.0});  // f, ∇f and H·v, without forming H
+  auto [value, derivative] = jvp(rosenbrock, {-1.2, 1.0}, {1.0, 0.0});  // forward mode: f, J·v
+  auto polar = [](auto p) {  // (r, θ) → (x, y): a vector-valued function
+    using X = typename decltype(p)::value_type;
+    return std::vector<X>{p[0] * cos(p[1]), p[0] * sin(p[1])};
+  };
+  JacobianResult j = jacobian(polar, {2.0, 0.5});     // reverse rows or forward columns: fewer wins
+  VjpResult u = vjp(polar, {2.0, 0.5}, {1.0, -1.0});  // uᵀJ in one reverse sweep
+
+  CHECK(h.hessian.entries == std::vector<double>{802, -400, -400, 200});
+  CHECK(r.hessian_vector[0] == doctest::Approx(1200 * 1.44 - 400 + 2).epsilon(1e-14));  // H₀₀
+  CHECK(r.hessian_vector[1] == doctest::Approx(480).epsilon(1e-15));
+  CHECK(value == doctest::Approx(24.2).epsilon(1e-14));
+  CHECK(derivative == doctest::Approx(r.gradient[0]).epsilon(1e-15));
+  CHECK(j.jacobian(0, 1) == doctest::Approx(-2 * std::sin(0.5)).epsilon(1e-15));
+  CHECK(u.cotangent[0] == doctest::Approx(std::cos(0.5) - std::sin(0.5)).epsilon(1e-15));
+
+  auto f = [](auto p) { return p[0] * p[0] * p[1] + sin(p[0]) * exp(p[1]); };
+  Tape tape;
+  TapeScope scope(tape);
+  Var x = 0.8, y = -0.6;
+  DifferentiableGradient g = differentiable_gradient(f, {x, y});  // g.value, g.gradient: Vars
+  Var penalty = g.value + square(g.gradient[0]) + square(g.gradient[1]);
+  auto [px, py] = gradient(penalty, x, y);  // ∇f + 2·H·∇f
+  const double e = std::exp(-0.6), fx = 2 * 0.8 * -0.6 + std::cos(0.8) * e;
+  const double fy = 0.64 + std::sin(0.8) * e;
+  const double fxx = 2 * -0.6 - std::sin(0.8) * e, fxy = 1.6 + std::cos(0.8) * e;
+  CHECK(px == doctest::Approx(fx + 2 * (fxx * fx + fxy * fy)).epsilon(1e-14));
+  CHECK(py == doctest::Approx(fy + 2 * (fxy * fx + std::sin(0.8) * e * fy)).epsilon(1e-14));
+}
