@@ -16,6 +16,7 @@ import sys
 PAIRS = [
     ("B1_tape", "B1_hand", 2.0),
     ("B2_tape_gradient", "B2_function", 3.0),
+    ("B3_hvp", "B2_tape_gradient", 2.5),
     ("MLP_step/1", "MLP_floor/1", 1.3),
     ("MLP_step/2", "MLP_floor/2", 1.3),
 ]
