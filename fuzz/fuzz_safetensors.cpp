@@ -3,7 +3,8 @@
 // "1.bias" (2), 17 floats). load_weights may throw nn::DataError naming the file, and must then
 // leave every parameter as it was, bit for bit. A load that succeeds must have found each
 // parameter's values, as one range, in the file's data section. Anything else (another
-// exception, a crash, a sanitizer report, more memory than -rss_limit_mb) is a finding.
+// exception, a crash, a sanitizer report, more memory than -rss_limit_mb) is a finding. The same
+// bytes also go to nn::load_model, which may build a module or throw DataError, nothing else.
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static Fixture fixture;
   const std::string& path = fuzz::temp_path();
   fuzz::write_file(path, data, size);
+  // The whole-model loader on the same bytes, from memory: a module, or a DataError (an
+  // architecture may not claim more parameters than the file holds: -rss_limit_mb would see it).
+  try {
+    const nn::TensorFile file =
+        nn::parse_safetensors(std::string_view(reinterpret_cast<const char*>(data), size), path);
+    const std::unique_ptr<nn::Module> model = nn::load_model(file);
+    if (model->parameter_count() > static_cast<std::int64_t>(size))
+      fuzz::finding("load_model built more parameters than the file has bytes");
+  } catch (const nn::DataError&) {
+  }
   fixture.reset();
   try {
     nn::load_weights(fixture.model, path);

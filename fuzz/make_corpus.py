@@ -83,6 +83,10 @@ def laid_out(model, dtype="F32"):
 
 
 VALUES = [(i + 1) / 8 - 1 for i in range(17)]
+# The model's architecture, as nn::architecture writes it.
+ARCH = ('{"class_name":"Sequential","config":{"layers":[{"name":"0","class_name":"Dense","config":'
+        '{"input_dim":2,"units":3,"activation":"relu"}},{"name":"1","class_name":"Dense","config":'
+        '{"input_dim":3,"units":2,"activation":"linear"}}]}}')
 valid = laid_out(MODEL)
 corpus_weights = {
     "valid": safetensors(valid, VALUES),
@@ -105,6 +109,10 @@ corpus_weights = {
     "duplicate_name": safetensors(valid[:3] + [("0.bias", "F32", [2], [60, 68])], VALUES),
     "header_past_end": safetensors(valid, VALUES, header_length=1 << 20),
     "header_claims_1TiB": safetensors(valid, VALUES, header_length=1 << 40),
+    # Whole models: an architecture that fits the weights, and one that claims far more.
+    "model": safetensors(valid, VALUES, dict(WEIGHTS, content="model", architecture=ARCH)),
+    "model_too_big": safetensors(valid, VALUES, dict(WEIGHTS, content="model",
+                                                     architecture=ARCH.replace('"units":2', '"units":2000000000'))),
     "truncated": safetensors(valid, VALUES)[:-6],
     "not_json": safetensors(valid, VALUES)[:40],
     "empty": b"",
