@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,6 +56,12 @@ Tape& make_default_tape();
 [[noreturn]] void throw_foreign_operand(Index node, Epoch var_epoch, Epoch tape_epoch);
 [[noreturn]] void throw_not_recorded(Index node, Epoch var_epoch, Epoch tape_epoch,
                                      const char* what);
+/// What a tape keeps while it is inspected (op names, values, labels, anomaly checks), attached by
+/// the guards of autodiff/inspect/notes.hpp; null otherwise, and then nothing is paid for it.
+class TapeNotes;
+/// The reverse sweep of an inspected tape: runs it with anomaly checks and returns true, or returns
+/// false when the notes do not ask for checks (autodiff/inspect/notes.cpp).
+bool inspected_sweep(Tape& tape, std::uint32_t statement_end);
 }  // namespace detail
 
 /// A coarse node's backward rule: reads the node's gradient (and its own record, `payload`),
@@ -155,6 +162,24 @@ class Tape {
   void begin_backward();
   void sweep_all();
 
+  // ---- Reading the recorded graph (autodiff/inspect/: graph export, explanations, statistics) --
+
+  /// The inspection notes attached by a guard (RecordDetails, DetectAnomaly), or null.
+  detail::TapeNotes* notes() const { return notes_; }
+  void set_notes(detail::TapeNotes* notes) { notes_ = notes; }
+  std::size_t coarse_node_count() const { return nodes_.size(); }
+  const CoarseNode& coarse_node(std::uint32_t id) const { return nodes_[id]; }
+  /// The slot statement `s` writes, and its operations' partials and operand slots.
+  Index statement_slot(std::uint32_t s) const { return statement_slot_[s]; }
+  std::span<const double> statement_partials(std::uint32_t s) const {
+    return {partial_.get() + op_bounds_[s], op_bounds_[s + 1] - op_bounds_[s]};
+  }
+  std::span<const Index> statement_operands(std::uint32_t s) const {
+    return {operand_.get() + op_bounds_[s], op_bounds_[s + 1] - op_bounds_[s]};
+  }
+  /// Whether a backward ran since the last clear (the adjoints hold gradients).
+  bool has_gradients() const { return swept_; }
+
   /// Throws a TapeError unless (node, epoch) names a node recorded on this tape since its last
   /// clear. `what` names the operation for the message.
   void check_recorded(Index node, Epoch epoch, const char* what) const {
@@ -220,6 +245,7 @@ class Tape {
   Arena arena_;
 
   Epoch epoch_;
+  detail::TapeNotes* notes_ = nullptr;  // set by the inspection guards only
   std::atomic<std::uintptr_t> owner_{0};
   std::uint32_t scope_depth_ = 0;
   bool recording_ = true;

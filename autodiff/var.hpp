@@ -8,6 +8,7 @@
 // sweep short (the design of Adept 2). Each expression node computes its value once, when built.
 
 #include <concepts>
+#include <source_location>
 #include <type_traits>
 
 #include "autodiff/tape.hpp"
@@ -19,6 +20,14 @@ struct ExpressionBase {};
 
 template <class T>
 concept Expression = std::is_base_of_v<ExpressionBase, std::remove_cvref_t<T>>;
+
+namespace detail {
+// Called only while a tape is inspected (tape.notes() set): they keep each recorded value, its
+// op and where it was recorded, and run the anomaly checks (autodiff/inspect/).
+void note_leaf(Tape& tape, Index slot, double value);
+template <class E>
+void note_statement(Tape& tape, const E& expression, Index slot, const std::source_location& where);
+}  // namespace detail
 
 /// Anything that can stand on one side of an operator with a Var: an expression or a number.
 template <class T>
@@ -42,16 +51,22 @@ class Var : public ExpressionBase {
     if (tape.is_recording()) {
       index_ = tape.new_leaf();
       epoch_ = tape.epoch();
+      if (tape.notes()) [[unlikely]]
+        detail::note_leaf(tape, index_, value);
     }
   }
-  /// The result of an expression: one node on the active tape.
+  /// The result of an expression: one node on the active tape. `where` is kept only while the
+  /// tape is inspected (anomaly reports, graph pictures).
   template <Expression E>
-  requires(!std::same_as<std::remove_cvref_t<E>, Var>) Var(const E& expression)
+  requires(!std::same_as<std::remove_cvref_t<E>, Var>)
+      Var(const E& expression, std::source_location where = std::source_location::current())
       : value_(expression.value()) {
     Tape& tape = Tape::active();
     if (tape.is_recording()) {
       index_ = tape.record(expression);
       epoch_ = tape.epoch();
+      if (tape.notes()) [[unlikely]]
+        detail::note_statement(tape, expression, index_, where);
     }
   }
   template <Expression E>
@@ -139,6 +154,8 @@ class Unary : public ExpressionBase {
   void propagate(Tape& tape, double partial) const {
     arg_.propagate(tape, partial * op_.derivative(arg_.value(), value_));
   }
+  const A& arg() const { return arg_; }
+  const Op& op() const { return op_; }
 
  private:
   A arg_;
@@ -161,6 +178,8 @@ class Binary : public ExpressionBase {
     if constexpr (R::leaf_count > 0)
       right_.propagate(tape, partial * Op::d_right(left_.value(), right_.value(), value_));
   }
+  const L& left() const { return left_; }
+  const R& right() const { return right_; }
 
  private:
   L left_;
