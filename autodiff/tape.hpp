@@ -102,7 +102,10 @@ class Tape {
   /// accumulate over calls; the adjoints of intermediate results are recomputed by each call.
   void backward(Index output);
 
-  bool is_recording() const { return recording_; }
+  bool is_recording() const { return recording_ != kNotRecording; }
+  /// Whether and how the tape records, in one byte: the one test a Var makes per recorded value.
+  enum RecordingMode : std::uint8_t { kNotRecording = 0, kRecording = 1, kRecordingWithNotes = 3 };
+  RecordingMode recording_mode() const { return recording_; }
   /// Recorded Vars (inputs and results).
   std::size_t node_count() const { return slot_count_; }
   /// Recorded expressions (results).
@@ -166,7 +169,10 @@ class Tape {
 
   /// The inspection notes attached by a guard (RecordDetails, DetectAnomaly), or null.
   detail::TapeNotes* notes() const { return notes_; }
-  void set_notes(detail::TapeNotes* notes) { notes_ = notes; }
+  void set_notes(detail::TapeNotes* notes) {
+    notes_ = notes;
+    set_recording(is_recording());
+  }
   std::size_t coarse_node_count() const { return nodes_.size(); }
   const CoarseNode& coarse_node(std::uint32_t id) const { return nodes_[id]; }
   /// The slot statement `s` writes, and its operations' partials and operand slots.
@@ -197,6 +203,10 @@ class Tape {
   void enter_thread();
   void leave_thread() {
     if (--scope_depth_ == 0) owner_.store(0, std::memory_order_release);
+  }
+
+  void set_recording(bool on) {
+    recording_ = !on ? kNotRecording : notes_ ? kRecordingWithNotes : kRecording;
   }
 
   Index push_slot() {
@@ -248,7 +258,7 @@ class Tape {
   detail::TapeNotes* notes_ = nullptr;  // set by the inspection guards only
   std::atomic<std::uintptr_t> owner_{0};
   std::uint32_t scope_depth_ = 0;
-  bool recording_ = true;
+  RecordingMode recording_ = kRecording;
   bool swept_ = false;  // a backward ran since the last clear: intermediates hold adjoints
 };
 
@@ -294,8 +304,10 @@ class TapeScope {
 /// Stops the active tape from recording for the guard's lifetime: new Vars are constants.
 class NoGradGuard {
  public:
-  NoGradGuard() : tape_(Tape::active()), previous_(tape_.recording_) { tape_.recording_ = false; }
-  ~NoGradGuard() { tape_.recording_ = previous_; }
+  NoGradGuard() : tape_(Tape::active()), previous_(tape_.is_recording()) {
+    tape_.set_recording(false);
+  }
+  ~NoGradGuard() { tape_.set_recording(previous_); }
   NoGradGuard(const NoGradGuard&) = delete;
   NoGradGuard& operator=(const NoGradGuard&) = delete;
 

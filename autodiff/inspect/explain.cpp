@@ -63,7 +63,7 @@ BackwardExplanation explain_backward(const Var& output) {
     if (adjoint[slot] == 0.0) continue;  // as the sweep: no gradient reached it, none is sent
     SweepStep step{slot, name_of(tape, slot), "", adjoint[slot], {}};
     if (const detail::SlotNote* note = notes ? notes->find_slot(tape, slot) : nullptr)
-      step.expression = note->text;
+      step.expression = notes->expand(tape, note->text);
     const auto partials = tape.statement_partials(s);
     const auto operands = tape.statement_operands(s);
     for (std::size_t k = 0; k < partials.size(); ++k) {

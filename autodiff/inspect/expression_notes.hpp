@@ -4,6 +4,7 @@
 // Included by ops.hpp; runs only while tape.notes() is set (notes.hpp).
 
 #include <cmath>
+#include <limits>
 #include <source_location>
 #include <string>
 #include <type_traits>
@@ -94,8 +95,8 @@ struct ExpressionContext {
 
 // ---- The expression as text: leaves by name (or v<slot>), numbers as they are ----
 
-inline void describe(const Var& v, const ExpressionContext& c, std::string& out, int) {
-  out += v.is_recorded() ? c.notes.slot_name(c.tape, v.index()) : short_number(v.value());
+inline void describe(const Var& v, const ExpressionContext&, std::string& out, int) {
+  out += v.is_recorded() ? TapeNotes::slot_marker(v.index()) : "(constant)";
 }
 inline void describe(const Constant& k, const ExpressionContext&, std::string& out, int) {
   out += short_number(k.value());
@@ -206,23 +207,34 @@ bool find_forward_anomaly(const Binary<Op, L, R>& b, const ExpressionContext& c,
                                         const std::source_location& where);
 
 template <class E>
-void note_statement(Tape& tape, const E& expression, Index slot,
-                    const std::source_location& where) {
+[[gnu::cold, gnu::noinline]] void note_statement(Tape& tape, E expression, Index slot,
+                                                 std::source_location where) {
   if (slot == kNotRecorded) return;
   TapeNotes& notes = *tape.notes();
   const ExpressionContext context{tape, notes};
-  std::string text = describe(expression, context);
-  if (notes.checks_anomalies()) {  // every op inside, not only the outermost: 1/exp(1000) too
+  // The values, from the notes of the leaves (the hot path passed their slots only).
+  bool known = true;
+  const E computed = rebuilt(expression, [&](const Var& v) {
+    const SlotNote* leaf = v.is_recorded() ? notes.find_slot(tape, v.index()) : nullptr;
+    if (!leaf || !leaf->value_known) {
+      known = false;
+      return Var::recorded(std::numeric_limits<double>::quiet_NaN(), v.index(), v.epoch());
+    }
+    return Var::recorded(leaf->value, v.index(), v.epoch());
+  });
+  std::string text = describe(computed, context);
+  if (known && notes.checks_anomalies()) {  // every op inside, not only the outermost: 1/exp(1000)
     ForwardAnomaly anomaly;
-    if (find_forward_anomaly(expression, context, anomaly))
-      throw_forward_anomaly(tape, anomaly, text, expression.value(), where);
+    if (find_forward_anomaly(computed, context, anomaly))
+      throw_forward_anomaly(tape, anomaly, text, computed.value(), where);
   }
   SlotNote& note = notes.slot(tape, slot);
   note.noted = true;
   note.is_statement = true;
-  note.value = expression.value();
+  note.value_known = known;
+  note.value = computed.value();
   note.text = std::move(text);
-  note.op = outer_op_name(expression);
+  note.op = outer_op_name(computed);
   note.where = where;
   note.label = notes.current_label();
 }

@@ -102,6 +102,10 @@ Graph build(const Tape& tape) {
 std::string escape(const std::string& text) {
   std::string out;
   for (char ch : text) {
+    if (ch == '\n') {
+      out += "\\n";  // Graphviz's line break
+      continue;
+    }
     if (ch == '"' || ch == '\\') out += '\\';
     out += ch;
   }
@@ -250,14 +254,16 @@ class Writer {
   std::string scalar_label(const Node& node, std::string& tooltip) const {
     const detail::SlotNote* note = notes_ ? notes_->find_slot(tape_, node.index) : nullptr;
     std::string label = note && !note->name.empty() ? note->name : fmt::format("v{}", node.index);
-    if (note && note->is_statement) label += "\n" + note->text;
+    if (note && note->is_statement) {
+      label += '\n';
+      label += notes_->expand(tape_, note->text);
+    }
     if (!note && node.kind == Kind::Statement && node.inputs.size() == 1 &&
         !graph_.nodes[node.inputs[0].from].scalar)
       label += "\nto_var";
-    if (note) label += "\nvalue " + short_number(note->value);
+    if (note && note->value_known) label += "\nvalue " + short_number(note->value);
     if (tape_.has_gradients()) label += "\ngrad " + short_number(tape_.adjoint(node.index));
-    if (note && note->is_statement && note->where.line() > 0)
-      tooltip = fmt::format("{}:{}", note->where.file_name(), note->where.line());
+    if (note && note->is_statement) tooltip = detail::location_text(note->where);
     if (note && !note->label.empty()) tooltip += (tooltip.empty() ? "" : " ") + note->label;
     return label;
   }

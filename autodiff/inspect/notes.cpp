@@ -12,6 +12,16 @@
 namespace autodiff {
 namespace detail {
 
+std::string location_text(const std::source_location& where) {
+  if (!where.file_name() || where.line() == 0) return "";
+  // Recorded by an assignment (y = …, y += …), which cannot see its caller: no location.
+  const std::string_view file = where.file_name();
+  for (std::string_view inside : {"autodiff/var.hpp", "autodiff/ops.hpp"})
+    if (file.size() >= inside.size() && file.substr(file.size() - inside.size()) == inside)
+      return "";
+  return fmt::format("{}:{} in {}", where.file_name(), where.line(), where.function_name());
+}
+
 std::string short_number(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
@@ -56,8 +66,26 @@ std::string TapeNotes::slot_name(const Tape& tape, Index slot) const {
 std::string TapeNotes::slot_text(const Tape& tape, Index slot) const {
   const SlotNote* note = find_slot(tape, slot);
   if (note && !note->name.empty()) return note->name;
-  if (note && note->is_statement) return note->text;
+  if (note && note->is_statement) return expand(tape, note->text);
   return fmt::format("v{}", slot);
+}
+
+// Markers: \x01 slot \x02, never in a number or a name written by describe().
+std::string TapeNotes::slot_marker(Index slot) { return fmt::format("\x01{}\x02", slot); }
+
+std::string TapeNotes::expand(const Tape& tape, const std::string& text) const {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\x01') {
+      out += text[i];
+      continue;
+    }
+    const std::size_t end = text.find('\x02', i);
+    if (end == std::string::npos) break;
+    out += slot_name(tape, static_cast<Index>(std::stoul(text.substr(i + 1, end - i - 1))));
+    i = end;
+  }
+  return out;
 }
 
 std::string TapeNotes::current_label() const {
@@ -84,15 +112,12 @@ void note_leaf(Tape& tape, Index slot, double value) {
 
 namespace {
 
-std::string location_text(const std::source_location& where) {
-  if (!where.file_name() || where.line() == 0) return "";
-  return fmt::format("{}:{} in {}", where.file_name(), where.line(), where.function_name());
-}
-
 std::string where_text(const std::source_location& where, const std::string& label) {
   std::string text = location_text(where);
   if (!label.empty()) text += (text.empty() ? "label " : ", label ") + label;
-  return text.empty() ? "(no source location or label)" : text;
+  return text.empty() ? "no source location (assigned with = or +=) and no label "
+                        "(autodiff::Label names a scope)"
+                      : text;
 }
 
 // ---- Tensors: the first element that is not finite, as a multi-index ----
@@ -158,14 +183,16 @@ std::string node_label(const Tape& tape, std::uint32_t id) {
 void throw_forward_anomaly(const Tape& tape, const ForwardAnomaly& anomaly,
                            const std::string& statement, double value,
                            const std::source_location& where) {
-  const std::string at = where_text(where, tape.notes()->current_label());
+  const TapeNotes& notes = *tape.notes();
+  const std::string at = where_text(where, notes.current_label());
   throw AnomalyError(fmt::format("anomaly: {} gave {} in the forward pass\n"
                                  "  op:        {}\n"
                                  "  inputs:    {}\n"
                                  "  statement: {} = {}\n"
                                  "  recorded:  {}",
-                                 anomaly.op, short_number(value), anomaly.text, anomaly.inputs,
-                                 statement, short_number(value), at),
+                                 anomaly.op, short_number(value), notes.expand(tape, anomaly.text),
+                                 notes.expand(tape, anomaly.inputs), notes.expand(tape, statement),
+                                 short_number(value), at),
                      anomaly.op, false, at);
 }
 
@@ -223,9 +250,9 @@ void checked_statements(Tape& tape, std::uint32_t end, std::uint32_t first) {
                         "  recorded:         {}",
                         op, short_number(contribution), notes.slot_name(tape, operands[k]),
                         notes.slot_name(tape, slot), notes.slot_text(tape, slot),
-                        note ? " = " + short_number(note->value) : "",
+                        note && note->value_known ? " = " + short_number(note->value) : "",
                         notes.slot_name(tape, operands[k]),
-                        operand ? " = " + short_number(operand->value) : "",
+                        operand && operand->value_known ? " = " + short_number(operand->value) : "",
                         notes.slot_name(tape, slot), notes.slot_name(tape, operands[k]),
                         short_number(partials[k]), short_number(adjoint), at),
             op, true, at);

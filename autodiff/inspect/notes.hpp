@@ -46,9 +46,14 @@ namespace detail {
 struct SlotNote {
   bool noted = false;
   bool is_statement = false;  // the result of an expression; else an input (a leaf)
+  // False when the value could not be known: computed from a constant Var (detach,
+  // Var::constant), whose value the notes never see, or from such a result.
+  bool value_known = true;
   double value = 0;
   std::string name;  // given by autodiff::name(), else empty
-  std::string text;  // the expression, "sigmoid(w1·x1 + w2·x2 + b1)", for statements
+  // The expression, for statements, its Vars as slot markers (expand() names them when shown,
+  // so that a name given after recording is used): "sigmoid(w1*x1 + w2*x2 + b1)".
+  std::string text;
   const char* op = "input";
   std::source_location where;
   std::string label;  // the labels active when it was recorded, "layer 1 › hidden"
@@ -79,6 +84,11 @@ class TapeNotes {
   /// A short name: the name, else "v<slot>".
   std::string slot_name(const Tape& tape, Index slot) const;
 
+  /// A statement's text with its Vars named (slot_name) as they are now.
+  std::string expand(const Tape& tape, const std::string& text) const;
+  /// The marker of a Var in a statement's text.
+  static std::string slot_marker(Index slot);
+
   /// Labels (autodiff::Label) active now, joined with " › ".
   std::string current_label() const;
   std::vector<std::string> labels;
@@ -98,6 +108,10 @@ class TapeNotes {
 /// Notes a tensor op just recorded as coarse node `id` (and checks its values in anomaly mode).
 /// Called by the tensor layer only while tape.notes() is set.
 void note_tensor_op(Tape& tape, std::uint32_t id);
+
+/// "file:line in function", or empty where there is none to show (an assignment, y = … or
+/// y += …, is recorded inside var.hpp and cannot see its caller).
+std::string location_text(const std::source_location& where);
 
 /// Formats a value for reports and pictures: 6 significant digits, or "nan", "inf".
 std::string short_number(double value);
