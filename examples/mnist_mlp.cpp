@@ -5,6 +5,7 @@
 // four standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -14,7 +15,9 @@
 #include "cli_checks.hpp"
 #include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
+#include "nn/inspect.hpp"
 #include "nn/model.hpp"
+#include "nn/plot.hpp"
 
 using cli_checks::integer_in;
 using cli_checks::positive;
@@ -42,6 +45,8 @@ struct Settings {
   std::uint64_t seed = 1;
   int threads = 1;
   std::string history;
+  std::string plot;
+  bool detect_anomaly = false;
 };
 
 // ---- The model ----
@@ -91,12 +96,18 @@ int main(int argc, char** argv) {
   app.add_option("--history", s.history,
                  "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV (checked for "
                  "writability before training; written whole or not at all)");
+  app.add_option("--plot", s.plot,
+                 "draw the training curves (loss and accuracy, training and validation) as an SVG "
+                 "chart in this file (checked for writability before training)");
+  app.add_flag("--detect-anomaly", s.detect_anomaly,
+               "stop at the first op whose value or gradient is NaN or infinite, naming it");
   CLI11_PARSE(app, argc, argv);
 
   try {
     // Everything that can be checked is, before the work: a bad output path is not found out
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
     if (!s.history.empty()) nn::check_writable(s.history, "the history");
+    if (!s.plot.empty()) nn::check_writable(s.plot, "the training plot");
     autodiff::set_blas_threads(s.threads);
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -115,8 +126,14 @@ int main(int argc, char** argv) {
                train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
                model.network().parameter_count());
 
+    std::optional<autodiff::DetectAnomaly> anomaly;  // off by default: then it costs nothing
+    if (s.detect_anomaly) {
+      anomaly.emplace();
+      nn::name_parameters(model.network());  // reports name "0.weight", not "parameter #2"
+    }
     const nn::History history = train(model, train_data, s);
     if (!s.history.empty()) history.write_csv(s.history);
+    if (!s.plot.empty()) nn::write_history_svg(history, s.plot, {.title = "MNIST MLP"});
     if (history.diverged) throw std::runtime_error(history.stop_reason);
     fmt::print("Test accuracy: {}\n", test(model, test_data));
     cli_checks::flush_stdout();

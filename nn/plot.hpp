@@ -19,7 +19,7 @@ namespace nn {
 struct PlotOptions {
   /// The metric of the second panel; empty: the first logged value that is neither the loss nor a
   /// validation value ("accuracy" for the MNIST recipe). No metric logged: the loss alone.
-  std::string metric;
+  std::string metric = "";
   std::string title = "Training";
   int panel_width = 460;  // pixels, per panel
   int height = 340;
