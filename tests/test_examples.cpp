@@ -338,7 +338,7 @@ TEST_CASE("backprop_by_hand --dot: the worked example's graph, rendered when gra
   }
   CHECK(boxes == 13);  // w1 … b3, h1, h2, ypred, L
   CHECK(arrows == 12);
-  CHECK(dot.find("h1\\nsigmoid(w1*-2 + w2*-1 + b1)\\nvalue 0.0474259") != std::string::npos);
+  CHECK(dot.find("h1\\nsigmoid(w1*(-2) + w2*(-1) + b1)\\nvalue 0.0474259") != std::string::npos);
   CHECK(dot.find("w1\\nvalue 1\\ngrad 0.0214695") != std::string::npos);
   if (std::system("command -v dot > /dev/null 2>&1") == 0) {
     const std::string svg = dir / "alice.svg";

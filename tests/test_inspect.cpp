@@ -326,7 +326,7 @@ TEST_CASE("to_dot: the worked example as a picture, with names, values, gradient
   // 1 into L (its two operations on ypred merged into one arrow).
   CHECK(boxes(dot) == 13);
   CHECK(count(dot, " -> ") == 3 + 3 + 5 + 1);
-  CHECK(contains(dot, "h1\\nsigmoid(w1*-2 + w2*-1 + b1)\\nvalue 0.0474259\\ngrad -0.237618"));
+  CHECK(contains(dot, "h1\\nsigmoid(w1*(-2) + w2*(-1) + b1)\\nvalue 0.0474259\\ngrad -0.237618"));
   CHECK(contains(dot, "w1\\nvalue 1\\ngrad 0.0214695"));
   CHECK(contains(dot, "peripheries=2"));         // the output
   CHECK(contains(dot, "[label=\"0.249439\"]"));  // ∂ypred/∂h1 on its arrow

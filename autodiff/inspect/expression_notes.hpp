@@ -98,8 +98,11 @@ struct ExpressionContext {
 inline void describe(const Var& v, const ExpressionContext&, std::string& out, int) {
   out += v.is_recorded() ? TapeNotes::slot_marker(v.index()) : "(constant)";
 }
-inline void describe(const Constant& k, const ExpressionContext&, std::string& out, int) {
+inline void describe(const Constant& k, const ExpressionContext&, std::string& out, int parent) {
+  const bool negative = std::signbit(k.value()) && parent > 0;  // w*(-2), not w*-2
+  if (negative) out += '(';
   out += short_number(k.value());
+  if (negative) out += ')';
 }
 template <class Op, class A>
 void describe(const Unary<Op, A>& u, const ExpressionContext& c, std::string& out, int);
