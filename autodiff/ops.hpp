@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <compare>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -14,6 +15,10 @@
 
 namespace autodiff {
 namespace detail {
+template <class T>
+constexpr T nan() {
+  return std::numeric_limits<T>::quiet_NaN();
+}
 [[noreturn]] inline void throw_bad_clamp(double low, double high) {
   throw std::invalid_argument("clamp: low " + std::to_string(low) + " is above high " +
                               std::to_string(high) + ", expected low ≤ high");
@@ -76,16 +81,17 @@ struct Power {
     if (a == T(0)) return T(0);
     return isnormal(y) ? y * log(a) : detail::times_pow(log(a), a, b); };
 };
-// At a tie the first argument is chosen, and gets the whole gradient.
+// At a tie the first argument is chosen, and gets the whole gradient. A NaN on either side is
+// not hidden: the value is NaN (a + b), and so are both partials (neither side was chosen).
 struct Minimum {
-  static constexpr auto value   = [](auto a, auto b) { return b < a ? b : a; };
-  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b < a ? T(0) : T(1); };
-  static constexpr auto d_right = []<class T>(T a, T b, T) { return b < a ? T(1) : T(0); };
+  static constexpr auto value   = [](auto a, auto b) { return b < a ? b : (b >= a ? a : a + b); };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b < a ? T(0) : (b >= a ? T(1) : detail::nan<T>()); };
+  static constexpr auto d_right = []<class T>(T a, T b, T) { return b < a ? T(1) : (b >= a ? T(0) : detail::nan<T>()); };
 };
 struct Maximum {
-  static constexpr auto value   = [](auto a, auto b) { return b > a ? b : a; };
-  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b > a ? T(0) : T(1); };
-  static constexpr auto d_right = []<class T>(T a, T b, T) { return b > a ? T(1) : T(0); };
+  static constexpr auto value   = [](auto a, auto b) { return b > a ? b : (b <= a ? a : a + b); };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b > a ? T(0) : (b <= a ? T(1) : detail::nan<T>()); };
+  static constexpr auto d_right = []<class T>(T a, T b, T) { return b > a ? T(1) : (b <= a ? T(0) : detail::nan<T>()); };
 };
 
 struct Negate {
@@ -143,9 +149,10 @@ struct Sigmoid {
                                                             return e / (T(1) + e * (T(2) + e)); };
 };
 // relu'(0) = 0 and abs'(0) = 0, as PyTorch and TensorFlow choose (a valid subgradient).
+// relu(NaN) is NaN, and so is its derivative: a NaN is never turned into a quiet 0.
 struct Relu {
-  static constexpr auto value      = [](auto x) { return x > 0 ? x : decltype(x)(0); };
-  static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : T(0); };
+  static constexpr auto value      = [](auto x) { return x <= 0 ? decltype(x)(0) : x; };
+  static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : (x <= T(0) ? T(0) : x); };
 };
 struct Abs {
   static constexpr auto value      = [](auto x) { return fabs(x); };
@@ -285,3 +292,6 @@ Var& Var::operator/=(const E& e) {
 }
 
 }  // namespace autodiff
+
+// While a tape is inspected, each statement is noted with its expression (autodiff/inspect/).
+#include "autodiff/inspect/expression_notes.hpp"  // IWYU pragma: export

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/inspect/notes.hpp"
+
 namespace nn {
 
 const char* to_string(Activation activation) {
@@ -92,6 +94,13 @@ Tensor<float> Dense::forward(const Tensor<float>& x) {
 
 Tensor<float> Sequential::forward(const Tensor<float>& x) {
   Tensor<float> y = x;
+  if (autodiff::Tape::active().notes()) [[unlikely]] {  // inspected: each layer's ops labelled
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const autodiff::Label label(child_name(i) + " " + layers_[i]->describe());
+      y = layers_[i]->forward(y);
+    }
+    return y;
+  }
   for (auto& layer : layers_) y = layer->forward(y);
   return y;
 }
