@@ -103,6 +103,7 @@ void Adam::update(std::span<Parameter* const> parameters) {
   const float b1 = float(options_.beta1_), b2 = float(options_.beta2_),
               eps = float(options_.epsilon_);
   for (std::size_t k = 0; k < parameters.size(); ++k) {
+    if (!parameters[k]->trainable) continue;
     float* __restrict p = parameters[k]->value.data();
     float* __restrict g = parameters[k]->grad.data();
     float* __restrict m = m_[k].data();
@@ -131,6 +132,7 @@ void SGD::update(std::span<Parameter* const> parameters) {
   match_buffers(velocity_, parameters, "SGD");
   const float lr = float(options_.learning_rate_), mu = float(options_.momentum_);
   for (std::size_t k = 0; k < parameters.size(); ++k) {
+    if (!parameters[k]->trainable) continue;
     float* __restrict p = parameters[k]->value.data();
     float* __restrict g = parameters[k]->grad.data();
     float* __restrict velocity = velocity_[k].data();
