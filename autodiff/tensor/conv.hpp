@@ -75,10 +75,12 @@ void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t la
           }
           for (std::int64_t kw = 0; kw < g.kernel_w; ++kw, out += c) {
             const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
-            if (iw < 0 || iw >= g.in_w)
+            if (iw < 0 || iw >= g.in_w) {
               std::fill_n(out, c, T(0));
-            else
-              std::memcpy(out, image + (ih * g.in_w + iw) * c, sizeof(T) * std::size_t(c));
+            } else {  // a plain loop: c is often 1 (a grey image), too short for memcpy's call
+              const T* in = image + (ih * g.in_w + iw) * c;
+              for (std::int64_t k = 0; k < c; ++k) out[k] = in[k];
+            }
           }
         }
       }

@@ -21,10 +21,14 @@ constexpr std::uint64_t mix64(std::uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
+/// The 53-bit threshold below which dropout drops an element: rate · 2⁵³.
+inline std::uint64_t dropout_threshold(double rate) {
+  return static_cast<std::uint64_t>(rate * 0x1.0p53);
+}
 /// Whether dropout keeps element i of the mask seeded `seed` (probability 1 − rate).
-inline bool dropout_keeps(std::uint64_t seed, std::int64_t i, double rate) {
+inline bool dropout_keeps(std::uint64_t seed, std::int64_t i, std::uint64_t threshold) {
   const std::uint64_t bits = mix64(seed + static_cast<std::uint64_t>(i) * 0x9e3779b97f4a7c15ULL);
-  return static_cast<double>(bits >> 11) * 0x1.0p-53 >= rate;
+  return (bits >> 11) >= threshold;
 }
 }  // namespace detail
 
@@ -46,11 +50,12 @@ struct Dropout {
     const auto x = ctx.input(0);
     const auto y = ctx.output();
     const T scale = T(1.0 / (1.0 - rate));
+    const std::uint64_t threshold = detail::dropout_threshold(rate);
     parallel_for(
         y.size(),
         [&](std::int64_t first, std::int64_t last) {
           for (std::int64_t i = first; i < last; ++i)
-            y[i] = detail::dropout_keeps(seed, i, rate) ? x[i] * scale : T(0);
+            y[i] = detail::dropout_keeps(seed, i, threshold) ? x[i] * scale : T(0);
         },
         kGrain);
   }
@@ -59,11 +64,12 @@ struct Dropout {
     const auto g = ctx.output_grad();
     const auto gx = ctx.input_grad(0);
     const T scale = T(1.0 / (1.0 - rate));
+    const std::uint64_t threshold = detail::dropout_threshold(rate);
     parallel_for(
         g.size(),
         [&](std::int64_t first, std::int64_t last) {
           for (std::int64_t i = first; i < last; ++i)
-            if (detail::dropout_keeps(seed, i, rate)) gx[i] += g[i] * scale;
+            if (detail::dropout_keeps(seed, i, threshold)) gx[i] += g[i] * scale;
         },
         kGrain);
   }

@@ -39,20 +39,10 @@ struct MaxPool2D {
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
           for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
             const std::int64_t o = ((n * g.out_h + oh) * g.out_w + ow) * c;
-            T* out = y.data + o;
-            std::int32_t* at = where ? where + o : nullptr;
-            std::fill_n(out, c, -std::numeric_limits<T>::infinity());
-            for_each_input(
-                g, oh, ow,
-                [&](std::int64_t pixel) {
-                  const T* in = image + pixel * c;
-                  for (std::int64_t k = 0; k < c; ++k)
-                    if (in[k] > out[k] || (at && at[k] < 0)) {
-                      out[k] = in[k];
-                      if (at) at[k] = static_cast<std::int32_t>(pixel * c + k);
-                    }
-                },
-                at, c);
+            if (where)
+              pool_window(g, oh, ow, image, y.data + o, where + o);
+            else
+              pool_window<T, false>(g, oh, ow, image, y.data + o, nullptr);
           }
       }
     });
@@ -70,18 +60,33 @@ struct MaxPool2D {
     });
   }
 
-  /// f(pixel index within the image) for each real input pixel of output (oh, ow)'s window; the
-  /// positions are first marked unset (−1) so that the first real pixel is always taken.
-  template <class F>
-  static void for_each_input(const detail::Geometry2D& g, std::int64_t oh, std::int64_t ow, F&& f,
-                             std::int32_t* at, std::int64_t c) {
-    if (at) std::fill_n(at, c, -1);
+  /// out[k] = the largest x over output (oh, ow)'s window of real pixels, channel k; and when
+  /// kWhere, at[k] = its index within the image (the first one, on ties).
+  template <class T, bool kWhere = true>
+  static void pool_window(const detail::Geometry2D& g, std::int64_t oh, std::int64_t ow,
+                          const T* image, T* out, std::int32_t* at) {
+    const std::int64_t c = g.channels;
+    bool first = true;
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
       const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
       if (ih < 0 || ih >= g.in_h) continue;
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
         const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
-        if (iw >= 0 && iw < g.in_w) f(ih * g.in_w + iw);
+        if (iw < 0 || iw >= g.in_w) continue;
+        const std::int64_t pixel = (ih * g.in_w + iw) * c;
+        const T* in = image + pixel;
+        if (first) {  // every window holds at least one real pixel
+          for (std::int64_t k = 0; k < c; ++k) out[k] = in[k];
+          if constexpr (kWhere)
+            for (std::int64_t k = 0; k < c; ++k) at[k] = static_cast<std::int32_t>(pixel + k);
+          first = false;
+          continue;
+        }
+        for (std::int64_t k = 0; k < c; ++k) {
+          const bool larger = in[k] > out[k];
+          out[k] = larger ? in[k] : out[k];
+          if constexpr (kWhere) at[k] = larger ? static_cast<std::int32_t>(pixel + k) : at[k];
+        }
       }
     }
   }
