@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -298,4 +299,33 @@ TEST_CASE("parallel_for: every index once, in parts, on the pool's threads") {
   CHECK(inner == std::vector<int>{1, 1, 1, 1});
   CHECK_THROWS_WITH_AS(set_threads(0), "set_threads: 0 threads, expected 1 to 256",
                        std::invalid_argument);
+}
+
+TEST_CASE("two threads run convolutions at the same time, sharing the pool") {
+  // Each thread has its own tape; while one holds the pool, the other's kernels run on its own
+  // thread. Either way, the numbers are those of a run alone.
+  const ThreadCount threads_set(2);
+  auto run = [](std::uint64_t seed) {
+    Tape tape;
+    TapeScope scope(tape);
+    double last = 0;
+    for (int step = 0; step < 20; ++step) {
+      tape.clear();
+      const T x = T::random_uniform({4, 8, 8, 2}, -1, 1, seed + std::uint64_t(step));
+      const T w = T::random_uniform({3, 3, 2, 3}, -1, 1, seed).requires_grad();
+      const T y = max_pool2d(conv2d(x, w, 1, 1, Padding::Same, true), {2, 2, 2, 2});
+      const T loss = sum(dropout(y, 0.5, seed) * y);
+      loss.backward();
+      last = loss.item() + w.grad()[0];
+    }
+    return last;
+  };
+  const double alone1 = run(1), alone2 = run(2);
+  double threaded1 = 0, threaded2 = 0;
+  std::thread t1([&] { threaded1 = run(1); }), t2([&] { threaded2 = run(2); });
+  t1.join();
+  t2.join();
+  CHECK(threaded1 == doctest::Approx(alone1).epsilon(1e-12));
+  CHECK(threaded2 == doctest::Approx(alone2).epsilon(1e-12));
+  CHECK(alone1 != alone2);
 }
