@@ -56,32 +56,39 @@ struct Geometry2D {
 /// Checks that x is (n, h, w, c) and that the window fits it (naming the op).
 Geometry2D plan_window(const Shape& x, const Window2D& window, const char* op);
 
+/// The kernel columns [begin, end) of output column ow that fall on real input pixels.
+struct ColumnSpan {
+  std::int64_t begin, end;
+};
+inline ColumnSpan real_columns(const Geometry2D& g, std::int64_t ow) {
+  const std::int64_t left = ow * g.stride_w - g.pad_left;  // input column of kernel column 0
+  return {std::clamp<std::int64_t>(-left, 0, g.kernel_w),
+          std::clamp<std::int64_t>(g.in_w - left, 0, g.kernel_w)};
+}
+
 /// Patch rows of images [first, last) of x (NHWC) into p: one row of kh·kw·c values per output
-/// pixel, (kh, kw, c) in order, zeros where the window hangs over the padding.
+/// pixel, (kh, kw, c) in order, zeros where the window hangs over the padding. In NHWC the kw·c
+/// values of one kernel row are contiguous in the input: each is one copy.
 template <class T>
 void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t last, T* p) {
-  const std::int64_t c = g.channels, row = g.kernel_h * g.kernel_w * c;
+  const std::int64_t c = g.channels, kernel_row = g.kernel_w * c, row = g.kernel_h * kernel_row;
   for (std::int64_t n = first; n < last; ++n) {
     const T* image = x + n * g.in_pixels() * c;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh)
       for (std::int64_t ow = 0; ow < g.out_w; ++ow, p += row) {
-        T* out = p;
+        const auto [begin, end] = real_columns(g, ow);
+        const std::int64_t left = ow * g.stride_w - g.pad_left;
         for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+          T* out = p + kh * kernel_row;
           const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
-          if (ih < 0 || ih >= g.in_h) {
-            std::fill_n(out, g.kernel_w * c, T(0));
-            out += g.kernel_w * c;
+          if (ih < 0 || ih >= g.in_h || begin >= end) {
+            std::fill_n(out, kernel_row, T(0));
             continue;
           }
-          for (std::int64_t kw = 0; kw < g.kernel_w; ++kw, out += c) {
-            const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
-            if (iw < 0 || iw >= g.in_w) {
-              std::fill_n(out, c, T(0));
-            } else {  // a plain loop: c is often 1 (a grey image), too short for memcpy's call
-              const T* in = image + (ih * g.in_w + iw) * c;
-              for (std::int64_t k = 0; k < c; ++k) out[k] = in[k];
-            }
-          }
+          std::fill_n(out, begin * c, T(0));
+          const T* in = image + (ih * g.in_w + left + begin) * c;
+          for (std::int64_t i = 0; i < (end - begin) * c; ++i) out[begin * c + i] = in[i];
+          std::fill_n(out + end * c, (g.kernel_w - end) * c, T(0));
         }
       }
   }
@@ -90,24 +97,19 @@ void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t la
 /// The reverse of im2col: adds each patch row of images [first, last) back onto gx.
 template <class T>
 void col2im_add(const Geometry2D& g, const T* p, std::int64_t first, std::int64_t last, T* gx) {
-  const std::int64_t c = g.channels, row = g.kernel_h * g.kernel_w * c;
+  const std::int64_t c = g.channels, kernel_row = g.kernel_w * c, row = g.kernel_h * kernel_row;
   for (std::int64_t n = first; n < last; ++n) {
     T* image = gx + n * g.in_pixels() * c;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh)
       for (std::int64_t ow = 0; ow < g.out_w; ++ow, p += row) {
-        const T* in = p;
+        const auto [begin, end] = real_columns(g, ow);
+        const std::int64_t left = ow * g.stride_w - g.pad_left;
         for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
           const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
-          if (ih < 0 || ih >= g.in_h) {
-            in += g.kernel_w * c;
-            continue;
-          }
-          for (std::int64_t kw = 0; kw < g.kernel_w; ++kw, in += c) {
-            const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
-            if (iw < 0 || iw >= g.in_w) continue;
-            T* target = image + (ih * g.in_w + iw) * c;
-            for (std::int64_t k = 0; k < c; ++k) target[k] += in[k];
-          }
+          if (ih < 0 || ih >= g.in_h) continue;
+          const T* in = p + kh * kernel_row + begin * c;
+          T* target = image + (ih * g.in_w + left + begin) * c;
+          for (std::int64_t i = 0; i < (end - begin) * c; ++i) target[i] += in[i];
         }
       }
   }
