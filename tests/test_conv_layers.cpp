@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include "allocation_counter.hpp"
+#include "autodiff/parallel.hpp"
 #include "nn/model.hpp"
 #include "nn/serialize.hpp"
 #include "temp_dir.hpp"
@@ -188,4 +190,33 @@ TEST_CASE("a tiny convnet learns bars, and its weights and moving statistics rou
   CHECK(bn.moving_variance().value[0] != 1.0f);  // trained, not the initial value
   nn::Model reloaded(std::move(again), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
   CHECK(reloaded.evaluate(data)["accuracy"] == accuracy);
+}
+
+TEST_CASE("a convnet's training step allocates nothing once warm, on 2 threads") {
+  autodiff::set_threads(2);
+  std::vector<std::uint8_t> pixels(64 * 100);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = std::uint8_t(i * 7 % 256);
+  std::vector<std::int32_t> labels(64);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t(i % 10);
+  const nn::Dataset data(std::move(pixels), std::move(labels), 100, 10);
+  nn::Sequential net;
+  net.add(nn::Reshape({10, 10, 1}));
+  net.add(nn::Conv2D(1, 4, {3, 3}, nn::Activation::Relu));
+  net.add(nn::BatchNormalization(4));
+  net.add(nn::AveragePooling2D({2, 2}));
+  net.add(nn::MaxPooling2D({2, 2}, {.strides = {1, 1}, .padding = Padding::Same}));
+  net.add(nn::Flatten());
+  net.add(nn::Dropout(0.5));
+  net.add(nn::Dense(64, 10, nn::Activation::Softmax));
+  nn::Model model(std::move(net), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+  std::vector<std::int64_t> rows(16);
+  for (int step = 0; step < 3; ++step) {
+    std::iota(rows.begin(), rows.end(), step * 16);
+    model.train_step(data, rows);
+  }
+  std::iota(rows.begin(), rows.end(), 48);
+  testing::AllocationCounter counter;
+  model.train_step(data, rows);
+  CHECK(counter.count() == 0);
+  autodiff::set_threads(1);
 }
