@@ -186,11 +186,14 @@ struct Conv2D {
         const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
         const T* g_rows = gy.data + n * pixels * filters;
         const T* y_rows = y.data + n * pixels * filters;
-        for (std::int64_t i = 0; i < rows * filters; ++i)
-          d_out[i] = relu && !(y_rows[i] > T(0)) ? T(0) : g_rows[i];
-        if (gb)
-          for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t f = 0; f < filters; ++f) d_b[f] += d_out[r * filters + f];
+        for (std::int64_t r = 0; r < rows; ++r) {  // the ReLU's mask, and db's sums
+          const std::int64_t at = r * filters;
+          for (std::int64_t f = 0; f < filters; ++f) {
+            const T v = relu && !(y_rows[at + f] > T(0)) ? T(0) : g_rows[at + f];
+            d_out[at + f] = v;
+            d_b[f] += v;
+          }
+        }
         if (gw) {
           detail::im2col(g, x.data, n, end, patches);
           detail::gemm(true, false, row, filters, rows, patches, d_out, true, d_w);

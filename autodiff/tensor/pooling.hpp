@@ -64,7 +64,8 @@ struct MaxPool2D {
   /// kWhere, at[k] = its index within the image (the first one, on ties).
   template <class T, bool kWhere = true>
   static void pool_window(const detail::Geometry2D& g, std::int64_t oh, std::int64_t ow,
-                          const T* image, T* out, std::int32_t* at) {
+                          const T* __restrict image, T* __restrict out,
+                          std::int32_t* __restrict at) {
     const std::int64_t c = g.channels;
     bool first = true;
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
