@@ -15,6 +15,7 @@
 #include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
 #include "nn/model.hpp"
+#include "nn/serialize.hpp"
 
 using cli_checks::integer_in;
 using cli_checks::positive;
@@ -42,6 +43,9 @@ struct Settings {
   std::uint64_t seed = 1;
   int threads = 1;
   std::string history;
+  std::string save;        // the trained model
+  std::string checkpoint;  // a checkpoint after each epoch
+  std::string resume;      // a checkpoint to continue from
 };
 
 // ---- The model ----
@@ -52,13 +56,21 @@ nn::Sequential build_network(const Settings& s) {
   return network;
 }
 
-// ---- Training ----
+// ---- Training: from the start, or from where a checkpoint left off ----
 nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) {
+  std::vector<nn::Callback*> callbacks;
+  std::unique_ptr<nn::ModelCheckpoint> checkpoint;
+  if (!s.checkpoint.empty()) {
+    checkpoint = std::make_unique<nn::ModelCheckpoint>(s.checkpoint);
+    callbacks.push_back(checkpoint.get());
+  }
   return model.fit(data, {.batch_size = s.batch_size,
                           .epochs = s.epochs,
+                          .initial_epoch = model.progress().epoch,
                           .validation_split = kValidationSplit,
                           .shuffle = true,
-                          .seed = s.seed});
+                          .seed = s.seed,
+                          .callbacks = callbacks});
 }
 
 // ---- Evaluation ----
@@ -91,12 +103,22 @@ int main(int argc, char** argv) {
   app.add_option("--history", s.history,
                  "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV (checked for "
                  "writability before training; written whole or not at all)");
+  app.add_option("--save", s.save,
+                 "write the trained model (architecture and weights, safetensors) for predict");
+  app.add_option("--checkpoint", s.checkpoint,
+                 "write a checkpoint (model, optimizer, epoch, shuffling state) after each epoch");
+  app.add_option("--resume", s.resume,
+                 "continue the run saved in this checkpoint; --epochs counts from the run's start")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   try {
     // Everything that can be checked is, before the work: a bad output path is not found out
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
     if (!s.history.empty()) nn::check_writable(s.history, "the history");
+    if (!s.save.empty()) nn::check_writable(s.save, "the model");
+    if (!s.checkpoint.empty() && s.checkpoint.find("{epoch}") == std::string::npos)
+      nn::check_writable(s.checkpoint, "the checkpoint");
     autodiff::set_blas_threads(s.threads);
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -114,10 +136,16 @@ int main(int argc, char** argv) {
     fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
                train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
                model.network().parameter_count());
+    if (!s.resume.empty()) {
+      nn::load_checkpoint(model, s.resume);
+      fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
+    }
 
     const nn::History history = train(model, train_data, s);
-    if (!s.history.empty()) history.write_csv(s.history);
+    // The whole run's epochs, those before a resume included.
+    if (!s.history.empty()) model.progress().history.write_csv(s.history);
     if (history.diverged) throw std::runtime_error(history.stop_reason);
+    if (!s.save.empty()) nn::save_model(model.network(), s.save);
     fmt::print("Test accuracy: {}\n", test(model, test_data));
     cli_checks::flush_stdout();
   } catch (const std::exception& error) {

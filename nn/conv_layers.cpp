@@ -139,9 +139,8 @@ BatchNormalization::BatchNormalization(std::int64_t channels, BatchNormOptions o
         channels, options.momentum, options.epsilon));
   gamma_ = &register_parameter("gamma", Shape{channels});
   beta_ = &register_parameter("beta", Shape{channels});
-  moving_mean_ = &register_parameter("moving_mean", Shape{channels});
-  moving_variance_ = &register_parameter("moving_variance", Shape{channels});
-  moving_mean_->trainable = moving_variance_->trainable = false;
+  moving_mean_ = &register_buffer("moving_mean", Shape{channels});
+  moving_variance_ = &register_buffer("moving_variance", Shape{channels});
   std::fill(gamma_->value.begin(), gamma_->value.end(), 1.0f);
   std::fill(moving_variance_->value.begin(), moving_variance_->value.end(), 1.0f);
   batch_mean_.resize(std::size_t(channels));

@@ -148,8 +148,8 @@ struct BatchNormOptions {
 /// Per channel (the last axis): in training mode, normalised with the batch's mean and biased
 /// variance, and the moving statistics updated as moving ← moving·momentum + batch·(1 − momentum);
 /// in evaluation mode, normalised with the moving statistics. Then y = γ·x̂ + β. Parameters
-/// "gamma" (ones), "beta" (zeros), and "moving_mean" (zeros) and "moving_variance" (ones), which
-/// are not trainable (Parameter::trainable is false: the optimizers skip them) but are saved.
+/// "gamma" (ones) and "beta" (zeros); buffers (saved with the model, never trained)
+/// "moving_mean" (zeros) and "moving_variance" (ones).
 class BatchNormalization : public Module {
  public:
   /// Throws std::invalid_argument unless channels > 0, momentum ∈ [0, 1] and epsilon > 0.

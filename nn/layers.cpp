@@ -105,6 +105,15 @@ std::string Dense::describe() const {
                      to_string(activation_));
 }
 
+Sequential& Sequential::add(std::string name, std::unique_ptr<Module> layer) {
+  if (!layer)
+    throw std::invalid_argument(fmt::format("Sequential::add: layer \"{}\" is null", name));
+  Module* added = layer.get();
+  adopt(std::move(name), std::move(layer));
+  layers_.push_back(added);
+  return *this;
+}
+
 std::string Sequential::describe() const { return fmt::format("Sequential({} layers)", size()); }
 
 }  // namespace nn

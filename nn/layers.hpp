@@ -67,6 +67,9 @@ class Sequential : public Module {
     layers_.push_back(&register_module(std::move(name), std::move(layer)));
     return *this;
   }
+  /// A layer already on the heap (e.g. from build_architecture); throws std::invalid_argument
+  /// for a null one.
+  Sequential& add(std::string name, std::unique_ptr<Module> layer);
   Tensor<float> forward(const Tensor<float>& x) override;
   std::string describe() const override;
   std::size_t size() const { return layers_.size(); }

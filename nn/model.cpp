@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -80,8 +81,13 @@ void check_batch_size(std::int64_t batch_size, const char* where) {
 
 void check_fit_options(const FitOptions& options) {
   check_batch_size(options.batch_size, "fit");
-  if (options.epochs < 0)
-    throw std::invalid_argument(fmt::format("fit: epochs is {}, expected ≥ 0", options.epochs));
+  if (options.initial_epoch < 0)
+    throw std::invalid_argument(
+        fmt::format("fit: initial_epoch is {}, expected ≥ 0", options.initial_epoch));
+  if (options.epochs < options.initial_epoch)
+    throw std::invalid_argument(fmt::format(
+        "fit: epochs is {}, expected ≥ initial_epoch ({}): epochs counts from the start of the run",
+        options.epochs, options.initial_epoch));
   if (options.verbose < 0 || options.verbose > 2)
     throw std::invalid_argument(
         fmt::format("fit: verbose is {}, expected 0, 1 or 2", options.verbose));
@@ -110,6 +116,33 @@ EpochOrder::EpochOrder(std::int64_t rows, bool shuffle, std::uint64_t seed)
 std::span<const std::int64_t> EpochOrder::next_epoch() {
   if (shuffle_) std::shuffle(order_.begin(), order_.end(), rng_);
   return order_;
+}
+
+std::string EpochOrder::generator_state() const {
+  std::ostringstream text;
+  text << rng_;
+  return text.str();
+}
+
+void EpochOrder::restore(std::span<const std::int64_t> order, const std::string& generator) {
+  if (order.size() != order_.size())
+    throw std::invalid_argument(fmt::format("EpochOrder::restore: an order of {} rows, expected {}",
+                                            order.size(), order_.size()));
+  std::vector<bool> seen(order.size(), false);
+  for (std::int64_t row : order) {
+    if (row < 0 || static_cast<std::size_t>(row) >= order.size() || seen[std::size_t(row)])
+      throw std::invalid_argument(
+          fmt::format("EpochOrder::restore: the order is not a permutation of 0 … {} (row {})",
+                      order.size() - 1, row));
+    seen[std::size_t(row)] = true;
+  }
+  std::istringstream text(generator);
+  std::mt19937_64 rng;
+  text >> rng;
+  if (text.fail() || !(text >> std::ws).eof())
+    throw std::invalid_argument("EpochOrder::restore: not a std::mt19937_64 state");
+  std::copy(order.begin(), order.end(), order_.begin());
+  rng_ = rng;
 }
 
 double accuracy(std::span<const std::int32_t> labels, const Tensor<float>& y_pred) {
@@ -171,10 +204,29 @@ Model::Model(std::unique_ptr<Module> network, Loss loss, std::unique_ptr<Optimiz
   parameters_ = network_->parameters();
 }
 
+Model::Model(std::unique_ptr<Module> network) : network_(std::move(network)) {
+  if (!network_) throw std::invalid_argument("Model: the network is null");
+}
+
+Model::Model(std::unique_ptr<Module> network, Loss loss, std::vector<Metric> metrics)
+    : network_(std::move(network)), loss_(std::move(loss)), metrics_(std::move(metrics)) {
+  if (!network_) throw std::invalid_argument("Model: the network is null");
+  if (!loss_) throw std::invalid_argument("Model: the loss function is null");
+  for (const Metric& m : metrics_)
+    if (m.name.empty() || !m.compute)
+      throw std::invalid_argument("Model: a metric needs a name and a function");
+}
+
 void Model::require_training(const char* what) const {
   if (!loss_ || !optimizer_)
     throw std::logic_error(fmt::format(
         "Model::{}: this model was made for inference only (no loss and optimizer)", what));
+}
+
+void Model::require_loss(const char* what) const {
+  if (!loss_)
+    throw std::logic_error(
+        fmt::format("Model::{}: this model was made for inference only (no loss)", what));
 }
 
 Optimizer& Model::optimizer() {
@@ -214,6 +266,31 @@ History Model::fit(const Dataset& data, const FitOptions& options) {
   return fit(LabelledImages(data), options);
 }
 
+void Model::resume_progress(EpochOrder& epoch_order, std::int64_t rows, const FitOptions& options) {
+  const int start = options.initial_epoch;
+  const bool from_checkpoint =
+      start > 0 && progress_.epoch == start && !progress_.generator.empty();
+  if (from_checkpoint) {
+    if (progress_.shuffle != options.shuffle)
+      throw std::invalid_argument(
+          fmt::format("fit: the run being continued was {}shuffled, this fit is {}",
+                      progress_.shuffle ? "" : "not ", options.shuffle ? "shuffled" : "not"));
+    if (static_cast<std::int64_t>(progress_.order.size()) != rows)
+      throw std::invalid_argument(fmt::format(
+          "fit: the run being continued had {} training rows, this fit has {} (other data, or "
+          "another validation_split?)",
+          progress_.order.size(), rows));
+    epoch_order.restore(progress_.order, progress_.generator);
+    std::erase_if(progress_.history.epochs, [&](const EpochLog& e) { return e.epoch > start; });
+    return;
+  }
+  // No saved state for this epoch: the order of the uninterrupted run, replayed from the seed.
+  for (int epoch = 1; epoch <= start; ++epoch) epoch_order.next_epoch();
+  progress_ = TrainingProgress{};
+  progress_.epoch = start;
+  progress_.shuffle = options.shuffle;
+}
+
 History Model::fit(const BatchSource& data, const FitOptions& options) {
   require_training("fit");
   check_fit_options(options);
@@ -225,6 +302,7 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
 
   std::FILE* out = options.out ? options.out : stdout;
   EpochOrder epoch_order(split_at, options.shuffle, options.seed);
+  resume_progress(epoch_order, split_at, options);
   // ⌈split_at / batch_size⌉, without forming split_at + batch_size (which can overflow).
   const std::int64_t steps =
       split_at / options.batch_size + (split_at % options.batch_size != 0 ? 1 : 0);
@@ -233,8 +311,8 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
   stop_reason_.clear();
   parameters_ = network_->parameters();  // layers may have been added since construction
   for (Callback* c : options.callbacks) c->on_train_begin(*this);
-  for (int done = 0; done < options.epochs && stop_reason_.empty(); ++done) {
-    const int epoch = done + 1;
+  for (int epoch = options.initial_epoch + 1; epoch <= options.epochs && stop_reason_.empty();
+       ++epoch) {
     for (Callback* c : options.callbacks) c->on_epoch_begin(*this, epoch);
     if (options.verbose > 0) fmt::print(out, "Epoch {}/{}\n", epoch, options.epochs);
     network_->train();
@@ -277,6 +355,10 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
     log.seconds = seconds_since(start);
     progress.finish(log);
     history.epochs.push_back(log);
+    progress_.epoch = epoch;
+    progress_.order.assign(order.begin(), order.end());
+    progress_.generator = epoch_order.generator_state();
+    progress_.history.epochs.push_back(log);
     for (Callback* c : options.callbacks) c->on_epoch_end(*this, history);
   }
   history.stop_reason = stop_reason_;
@@ -332,7 +414,7 @@ Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std
 }
 
 Evaluation Model::evaluate(const BatchSource& data, std::int64_t batch_size) {
-  require_training("evaluate");
+  require_loss("evaluate");
   check_batch_size(batch_size, "evaluate");
   if (data.size() == 0)
     throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");

@@ -32,8 +32,14 @@ namespace nn {
 struct FitOptions {
   /// > 0; larger than the training rows means one batch of all of them.
   std::int64_t batch_size = 32;
-  /// ≥ 0.
+  /// The epoch to stop after, counted from the start of the whole run (Keras's meaning): with
+  /// initial_epoch 2 and epochs 4, fit trains epochs 3 and 4. ≥ initial_epoch.
   int epochs = 1;
+  /// The epochs already done (Keras's initial_epoch), ≥ 0: to continue a run, e.g. after
+  /// load_checkpoint (serialize.hpp). The shuffled order then continues from the checkpoint's
+  /// generator when the model holds one for this epoch (Model::progress()), and otherwise is
+  /// replayed from the seed, so that it is the uninterrupted run's either way.
+  int initial_epoch = 0;
   /// The last fraction of the data, taken before any shuffling, is held out for validation
   /// (Keras's rule); in [0, 1).
   double validation_split = 0.0;
@@ -97,10 +103,28 @@ class EpochOrder {
   EpochOrder(std::int64_t rows, bool shuffle, std::uint64_t seed);
   std::span<const std::int64_t> next_epoch();
 
+  /// The state the next epoch depends on: the current permutation and the generator's state (the
+  /// standard text form of std::mt19937_64).
+  std::span<const std::int64_t> order() const { return order_; }
+  std::string generator_state() const;
+  /// Continues from such a state. Throws std::invalid_argument unless `order` is a permutation
+  /// of 0 … rows−1 and `generator` a valid generator state.
+  void restore(std::span<const std::int64_t> order, const std::string& generator);
+
  private:
   std::vector<std::int64_t> order_;
   bool shuffle_;
   std::mt19937_64 rng_;
+};
+
+/// Where a run of fit stands after its last completed epoch: what a checkpoint saves besides the
+/// weights and the optimizer, so that training continues exactly as if it had not stopped.
+struct TrainingProgress {
+  int epoch = 0;  // epochs completed, counted from the start of the run
+  bool shuffle = true;
+  std::vector<std::int64_t> order;  // the EpochOrder's permutation and generator
+  std::string generator;
+  History history;  // every epoch of the run so far
 };
 
 /// The fraction of rows whose largest prediction is at the label.
@@ -122,6 +146,12 @@ class Model {
   /// For inference only: predict works, fit and evaluate throw.
   template <std::derived_from<Module> M>
   explicit Model(M network) : network_(std::make_unique<M>(std::move(network))) {}
+  /// The same for a module on the heap (e.g. from load_model); throws for a null one.
+  explicit Model(std::unique_ptr<Module> network);
+  /// For evaluation and inference (e.g. of a loaded model): evaluate and predict work, fit
+  /// throws.
+  Model(std::unique_ptr<Module> network, Loss loss,
+        std::vector<Metric> metrics = {metrics::accuracy()});
   Model(std::unique_ptr<Module> network, Loss loss, std::unique_ptr<Optimizer> optimizer,
         std::vector<Metric> metrics);
 
@@ -156,11 +186,18 @@ class Model {
   const std::vector<Metric>& metrics() const { return metrics_; }
   /// For callbacks: ends fit after the current epoch, with this reason in the History.
   void stop_training(std::string reason);
+  /// The run so far: updated by fit at the end of each epoch (so a checkpoint callback saves the
+  /// epoch that just ended), set by load_checkpoint.
+  const TrainingProgress& progress() const { return progress_; }
+  void set_progress(TrainingProgress progress) { progress_ = std::move(progress); }
 
  private:
   Evaluation evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
                            std::int64_t batch_size, const std::string& prefix);
   void require_training(const char* what) const;
+  void require_loss(const char* what) const;
+  // Sets epoch_order and progress_ to where options.initial_epoch says the run stands.
+  void resume_progress(EpochOrder& epoch_order, std::int64_t rows, const FitOptions& options);
 
   std::unique_ptr<Module> network_;
   Loss loss_;
@@ -168,6 +205,7 @@ class Model {
   std::vector<Metric> metrics_;
   std::vector<Parameter*> parameters_;
   std::string stop_reason_;
+  TrainingProgress progress_;
   Evaluation step_logs_;
   std::unique_ptr<LabelledImages> images_;  // train_step(Dataset)'s adapter, kept for the next
 };

@@ -15,6 +15,10 @@ void Module::check_new_name(const std::string& name) const {
     if (existing == name)
       throw std::invalid_argument(
           fmt::format("{}: a parameter named \"{}\" is already registered", describe(), name));
+  for (const auto& [existing, _] : buffers_)
+    if (existing == name)
+      throw std::invalid_argument(
+          fmt::format("{}: a buffer named \"{}\" is already registered", describe(), name));
   for (const auto& [existing, _] : children_)
     if (existing == name)
       throw std::invalid_argument(
@@ -22,11 +26,20 @@ void Module::check_new_name(const std::string& name) const {
 }
 
 Parameter& Module::register_parameter(std::string name, const Shape& shape) {
+  return register_tensor(std::move(name), shape, Entry::Parameter);
+}
+
+Parameter& Module::register_buffer(std::string name, const Shape& shape) {
+  return register_tensor(std::move(name), shape, Entry::Buffer);
+}
+
+Parameter& Module::register_tensor(std::string name, const Shape& shape, Entry kind) {
   check_new_name(name);
-  auto parameter = std::make_unique<Parameter>(name, shape);
-  Parameter& p = *parameter;
-  parameters_.emplace_back(std::move(name), std::move(parameter));
-  registered_child_.push_back(false);
+  auto owned = std::make_unique<Parameter>(name, shape);
+  Parameter& p = *owned;
+  (kind == Entry::Parameter ? parameters_ : buffers_)
+      .emplace_back(std::move(name), std::move(owned));
+  registered_.push_back(kind);
   return p;
 }
 
@@ -34,36 +47,45 @@ void Module::adopt(std::string name, std::unique_ptr<Module> child) {
   check_new_name(name);
   child->train(training_);
   children_.emplace_back(std::move(name), std::move(child));
-  registered_child_.push_back(true);
+  registered_.push_back(Entry::Child);
 }
 
 template <bool kNamed, class F>
-void Module::for_each_parameter(const std::string& prefix, F&& f) {
-  std::size_t parameter = 0, child = 0;
-  for (const bool is_child : registered_child_) {
-    if (is_child) {
+void Module::for_each_parameter(const std::string& prefix, bool parameters, bool buffers, F&& f) {
+  std::size_t parameter = 0, buffer = 0, child = 0;
+  for (const Entry entry : registered_) {
+    if (entry == Entry::Child) {
       auto& [name, module] = children_[child++];
-      module->for_each_parameter<kNamed>(kNamed ? prefix + name + "." : prefix, f);
-    } else {
+      module->for_each_parameter<kNamed>(kNamed ? prefix + name + "." : prefix, parameters, buffers,
+                                         f);
+    } else if (entry == Entry::Parameter) {
       auto& [name, p] = parameters_[parameter++];
-      f(prefix, name, p.get());
+      if (parameters) f(prefix, name, p.get());
+    } else {
+      auto& [name, b] = buffers_[buffer++];
+      if (buffers) f(prefix, name, b.get());
     }
   }
 }
 
-std::vector<NamedParameter> Module::named_parameters() {
+std::vector<NamedParameter> Module::named(bool parameters, bool buffers) {
   std::vector<NamedParameter> all;
-  for_each_parameter<true>("",
+  for_each_parameter<true>("", parameters, buffers,
                            [&](const std::string& prefix, const std::string& name, Parameter* p) {
                              all.push_back({prefix + name, p});
                            });
   return all;
 }
 
+std::vector<NamedParameter> Module::named_parameters() { return named(true, false); }
+std::vector<NamedParameter> Module::named_buffers() { return named(false, true); }
+std::vector<NamedParameter> Module::named_state() { return named(true, true); }
+
 void Module::collect_parameters(std::vector<Parameter*>& out) {
   out.clear();
   for_each_parameter<false>(
-      "", [&](const std::string&, const std::string&, Parameter* p) { out.push_back(p); });
+      "", true, false,
+      [&](const std::string&, const std::string&, Parameter* p) { out.push_back(p); });
 }
 
 std::vector<Parameter*> Module::parameters() {

@@ -50,6 +50,10 @@ class Module {
 
   /// Every parameter of this module and of its children, depth first in registration order.
   std::vector<NamedParameter> named_parameters();
+  /// Every buffer (register_buffer), likewise.
+  std::vector<NamedParameter> named_buffers();
+  /// Parameters and buffers together, in registration order: everything a model file holds.
+  std::vector<NamedParameter> named_state();
   std::vector<Parameter*> parameters();
   /// The same into `out` (cleared first), with no allocation once `out` is large enough.
   void collect_parameters(std::vector<Parameter*>& out);
@@ -79,6 +83,9 @@ class Module {
  protected:
   /// A new parameter of this module, zero-filled; its storage never moves.
   Parameter& register_parameter(std::string name, const Shape& shape);
+  /// State that is saved with the model but not trained (no optimizer sees it): BatchNorm's
+  /// moving mean and variance. Zero-filled; its storage never moves.
+  Parameter& register_buffer(std::string name, const Shape& shape);
   /// Takes `module` as a child; the returned reference stays valid as long as this module
   /// (moves included).
   template <std::derived_from<Module> M>
@@ -98,15 +105,19 @@ class Module {
     throw_wrong_type(which, m.describe());
   }
   [[noreturn]] static void throw_wrong_type(const std::string& which, const std::string& what);
-  // Every parameter below this module in registration order, depth first: f(prefix, local name,
-  // parameter). The prefix is built only when f asks for it (kNamed), so that collecting pointers
-  // allocates nothing.
+  enum class Entry : unsigned char { Parameter, Buffer, Child };
+  // Every parameter (or buffer, or both, as `kinds` says) below this module in registration order,
+  // depth first: f(prefix, local name, parameter). The prefix is built only when f asks for it
+  // (kNamed), so that collecting pointers allocates nothing.
   template <bool kNamed, class F>
-  void for_each_parameter(const std::string& prefix, F&& f);
+  void for_each_parameter(const std::string& prefix, bool parameters, bool buffers, F&& f);
+  std::vector<NamedParameter> named(bool parameters, bool buffers);
+  Parameter& register_tensor(std::string name, const Shape& shape, Entry kind);
 
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;
+  std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> buffers_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
-  std::vector<bool> registered_child_;  // in registration order: a child (true) or a parameter
+  std::vector<Entry> registered_;  // what was registered, in order
   bool training_ = true;
 };
 

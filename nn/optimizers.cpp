@@ -103,7 +103,6 @@ void Adam::update(std::span<Parameter* const> parameters) {
   const float b1 = float(options_.beta1_), b2 = float(options_.beta2_),
               eps = float(options_.epsilon_);
   for (std::size_t k = 0; k < parameters.size(); ++k) {
-    if (!parameters[k]->trainable) continue;
     float* __restrict p = parameters[k]->value.data();
     float* __restrict g = parameters[k]->grad.data();
     float* __restrict m = m_[k].data();
@@ -132,7 +131,6 @@ void SGD::update(std::span<Parameter* const> parameters) {
   match_buffers(velocity_, parameters, "SGD");
   const float lr = float(options_.learning_rate_), mu = float(options_.momentum_);
   for (std::size_t k = 0; k < parameters.size(); ++k) {
-    if (!parameters[k]->trainable) continue;
     float* __restrict p = parameters[k]->value.data();
     float* __restrict g = parameters[k]->grad.data();
     float* __restrict velocity = velocity_[k].data();
@@ -143,6 +141,108 @@ void SGD::update(std::span<Parameter* const> parameters) {
       g[i] = 0.0f;
     }
   }
+}
+
+}  // namespace nn
+
+// Checkpoints: an optimizer's state out and back in.
+namespace nn {
+
+double OptimizerState::setting(const std::string& name) const {
+  for (const auto& [key, value] : settings)
+    if (key == name) return value;
+  throw std::invalid_argument(fmt::format("{} optimizer state: no setting \"{}\"", type, name));
+}
+
+namespace {
+
+void check_state_type(const OptimizerState& state, const char* expected) {
+  if (state.type != expected)
+    throw std::invalid_argument(
+        fmt::format("{}: the optimizer state is {}'s", expected, state.type));
+  if (state.iterations < 0)
+    throw std::invalid_argument(
+        fmt::format("{}: the state's step count is {}, expected ≥ 0", expected, state.iterations));
+}
+
+// The slot's arrays, checked against the parameters: none (before a first step) or one per
+// parameter, of its size.
+std::vector<std::vector<float>> checked_slot(const OptimizerState& state, const char* name,
+                                             std::span<Parameter* const> parameters) {
+  for (const auto& [key, buffers] : state.slots) {
+    if (key != name) continue;
+    if (buffers.empty()) return {};
+    if (buffers.size() != parameters.size())
+      throw std::invalid_argument(
+          fmt::format("{}: the state's slot \"{}\" has {} arrays for {} parameters", state.type,
+                      name, buffers.size(), parameters.size()));
+    for (std::size_t i = 0; i < buffers.size(); ++i)
+      if (buffers[i].size() != parameters[i]->value.size())
+        throw std::invalid_argument(fmt::format(
+            "{}: the state's slot \"{}\" has {} values for parameter {} ('{}') of {}", state.type,
+            name, buffers[i].size(), i, parameters[i]->name, parameters[i]->value.size()));
+    return buffers;
+  }
+  return {};
+}
+
+}  // namespace
+
+OptimizerState Adam::state() const {
+  OptimizerState s{"Adam",
+                   {{"learning_rate", options_.learning_rate_},
+                    {"beta1", options_.beta1_},
+                    {"beta2", options_.beta2_},
+                    {"epsilon", options_.epsilon_}},
+                   t_,
+                   {}};
+  if (!m_.empty()) s.slots = {{"m", m_}, {"v", v_}};
+  return s;
+}
+
+void Adam::load_state(const OptimizerState& state, std::span<Parameter* const> parameters) {
+  check_state_type(state, "Adam");
+  AdamOptions options = AdamOptions()
+                            .learning_rate(state.setting("learning_rate"))
+                            .beta1(state.setting("beta1"))
+                            .beta2(state.setting("beta2"))
+                            .epsilon(state.setting("epsilon"));
+  options.validate();
+  auto m = checked_slot(state, "m", parameters);
+  auto v = checked_slot(state, "v", parameters);
+  if (m.empty() != v.empty())
+    throw std::invalid_argument(
+        "Adam: the state has one of the slots \"m\" and \"v\" but not both");
+  options_ = options;
+  t_ = state.iterations;
+  m_ = std::move(m);
+  v_ = std::move(v);
+}
+
+OptimizerState SGD::state() const {
+  OptimizerState s{"SGD",
+                   {{"learning_rate", options_.learning_rate_},
+                    {"momentum", options_.momentum_},
+                    {"nesterov", options_.nesterov_ ? 1.0 : 0.0}},
+                   0,
+                   {}};
+  if (!velocity_.empty()) s.slots = {{"velocity", velocity_}};
+  return s;
+}
+
+void SGD::load_state(const OptimizerState& state, std::span<Parameter* const> parameters) {
+  check_state_type(state, "SGD");
+  const double nesterov = state.setting("nesterov");
+  if (nesterov != 0.0 && nesterov != 1.0)
+    throw std::invalid_argument(fmt::format("SGD: nesterov is {}, expected 0 or 1", nesterov));
+  SGDOptions options = SGDOptions()
+                           .learning_rate(state.setting("learning_rate"))
+                           .momentum(state.setting("momentum"))
+                           .nesterov(nesterov == 1.0);
+  options.validate();
+  auto velocity = checked_slot(state, "velocity", parameters);
+  options_ = options;
+  velocity_ = std::move(velocity);
 }
 
 }  // namespace nn

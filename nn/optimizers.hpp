@@ -3,11 +3,26 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "nn/parameter.hpp"
 
 namespace nn {
+
+/// What an optimizer carries from step to step, for checkpoints: its settings, its step count and
+/// its per-parameter buffers ("slots": Adam's "m" and "v", SGD's "velocity"), each a list of
+/// arrays in the order of the parameters step() is given. No slots before the first step.
+struct OptimizerState {
+  std::string type;  // "Adam", "SGD"
+  std::vector<std::pair<std::string, double>> settings;
+  std::int64_t iterations = 0;
+  std::vector<std::pair<std::string, std::vector<std::vector<float>>>> slots;
+
+  /// The setting's value; throws std::invalid_argument naming it when absent.
+  double setting(const std::string& name) const;
+};
 
 class Optimizer {
  public:
@@ -25,6 +40,14 @@ class Optimizer {
   virtual double learning_rate() const = 0;
   /// For schedules; throws std::invalid_argument unless rate > 0 and finite.
   virtual void set_learning_rate(double rate) = 0;
+
+  /// A copy of everything the next step depends on.
+  virtual OptimizerState state() const = 0;
+  /// Continues from `state` (made by state() of the same type) for these parameters. Everything
+  /// is checked first — the type, each setting, a non-negative step count, each slot holding one
+  /// array per parameter of the parameter's size — and std::invalid_argument names what does not
+  /// fit; the optimizer is then unchanged.
+  virtual void load_state(const OptimizerState& state, std::span<Parameter* const> parameters) = 0;
 
  protected:
   virtual void update(std::span<Parameter* const> parameters) = 0;
@@ -70,6 +93,8 @@ class Adam : public Optimizer {
   std::int64_t iterations() const { return t_; }
   double learning_rate() const override { return options_.learning_rate_; }
   void set_learning_rate(double rate) override;
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state, std::span<Parameter* const> parameters) override;
 
  protected:
   void update(std::span<Parameter* const> parameters) override;
@@ -105,6 +130,8 @@ class SGD : public Optimizer {
   explicit SGD(SGDOptions options = {});
   double learning_rate() const override { return options_.learning_rate_; }
   void set_learning_rate(double rate) override;
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state, std::span<Parameter* const> parameters) override;
 
  protected:
   void update(std::span<Parameter* const> parameters) override;

@@ -23,9 +23,6 @@ struct Parameter {
   Shape shape;
   std::vector<float> value;
   std::vector<float> grad;  // accumulated by backward(); optimizers zero it after each step
-  /// False for state that is saved with the weights but not trained (BatchNormalization's moving
-  /// statistics): the optimizers leave it alone.
-  bool trainable = true;
 
   /// This parameter on the active tape, for the current step.
   Tensor<float> on_tape() { return Tensor<float>::parameter(value.data(), grad.data(), shape); }

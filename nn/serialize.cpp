@@ -1,260 +1,358 @@
 #include "nn/serialize.hpp"
 
 #include <algorithm>
-#include <bit>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 #include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
-#include "nn/atomic_file.hpp"
+#include "nn/architecture.hpp"
 #include "nn/data.hpp"  // DataError
+#include "nn/model.hpp"
 
 namespace nn {
 namespace {
 
-constexpr std::uint64_t kFloatBytes = 4;
+constexpr std::string_view kOptimizerPrefix = "optimizer.";
+constexpr std::string_view kTrainingPrefix = "training.";
+const std::string kOrderTensor = "training.order";
 
-void put_u32_le(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+[[noreturn]] void fail(const TensorFile& file, const std::string& what) {
+  throw DataError(fmt::format("{}: {}", file.source, what));
 }
 
-std::uint64_t get_u64_le(const unsigned char* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-float get_f32_le(const unsigned char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return std::bit_cast<float>(v);
-}
-
-std::string shape_text(const std::vector<std::uint64_t>& dims) {
+std::string shape_text(const std::vector<std::int64_t>& dims) {
   return fmt::format("({})", fmt::join(dims, ", "));
 }
 
-std::vector<std::uint64_t> dims_of(const Shape& shape) {
-  std::vector<std::uint64_t> dims;
-  for (std::int64_t d : shape.dims()) dims.push_back(static_cast<std::uint64_t>(d));
-  return dims;
+std::vector<std::int64_t> dims_of(const Shape& shape) {
+  return {shape.dims().begin(), shape.dims().end()};
 }
 
-struct Entry {
-  std::string name;
-  std::vector<std::uint64_t> shape;
-  std::uint64_t begin = 0;
-  std::uint64_t end = 0;
-};
-
-class Reader {
- public:
-  explicit Reader(const std::string& path) : path_(path) {}
-
-  [[noreturn]] void fail(const std::string& what) const {
-    throw DataError(fmt::format("{}: {}", path_, what));
-  }
-
-  Entry entry(const std::string& name, const nlohmann::json& value,
-              std::uint64_t data_bytes) const {
-    const std::string tensor = fmt::format("tensor \"{}\"", name);
-    if (!value.is_object()) fail(fmt::format("{}: not a JSON object", tensor));
-    for (const auto& [key, field] : value.items()) {
-      if (key != "dtype" && key != "shape" && key != "data_offsets")
-        fail(fmt::format("{}: unknown field \"{}\"", tensor, key));
-    }
-    const auto dtype = value.find("dtype");
-    if (dtype == value.end() || !dtype->is_string()) fail(tensor + ": no dtype string");
-    if (dtype->get_ref<const std::string&>() != "F32")
-      fail(fmt::format("{}: dtype \"{}\" is not supported (only F32)", tensor,
-                       dtype->get_ref<const std::string&>()));
-    Entry e;
-    e.name = name;
-    const auto shape = value.find("shape");
-    if (shape == value.end() || !shape->is_array()) fail(tensor + ": no shape array");
-    std::uint64_t count = 1;
-    bool overflow = false;
-    for (const nlohmann::json& d : *shape) {
-      if (!d.is_number_unsigned())
-        fail(fmt::format("{}: shape {} is not a list of non-negative integers", tensor,
-                         shape->dump()));
-      const auto n = d.get<std::uint64_t>();
-      e.shape.push_back(n);
-      if (n != 0 && count > UINT64_MAX / kFloatBytes / n)
-        overflow = true;
-      else
-        count *= n;
-    }
-    if (std::find(e.shape.begin(), e.shape.end(), std::uint64_t{0}) != e.shape.end()) {
-      count = 0;
-      overflow = false;
-    }
-    if (overflow) fail(fmt::format("{}: shape {} has too many elements", tensor, shape->dump()));
-    const auto offsets = value.find("data_offsets");
-    if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-        !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned())
-      fail(tensor + ": data_offsets is not a pair [begin, end] of non-negative integers");
-    e.begin = (*offsets)[0].get<std::uint64_t>();
-    e.end = (*offsets)[1].get<std::uint64_t>();
-    if (e.end < e.begin || e.end > data_bytes)
-      fail(fmt::format("{}: data_offsets [{}, {}] outside the data section of {} bytes", tensor,
-                       e.begin, e.end, data_bytes));
-    if (e.end - e.begin != count * kFloatBytes)
-      fail(fmt::format("{}: data_offsets [{}, {}] span {} bytes, but shape {} of F32 needs {}",
-                       tensor, e.begin, e.end, e.end - e.begin, shape_text(e.shape),
-                       count * kFloatBytes));
-    return e;
-  }
-
- private:
-  std::string path_;
-};
-
-}  // namespace
-
-void save_weights(Module& model, const std::string& path) {
-  const std::vector<NamedParameter> params = model.named_parameters();
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  header["__metadata__"] = {{"format", "autodiff"}, {"format_version", "1"}};
-  std::uint64_t offset = 0;
-  for (const NamedParameter& p : params) {
-    const std::uint64_t bytes = p.parameter->value.size() * kFloatBytes;
-    header[p.name] = {{"dtype", "F32"},
-                      {"shape", dims_of(p.parameter->shape)},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-  }
-  std::string json = header.dump();
-  json.append((8 - json.size() % 8) % 8, ' ');
-  std::string bytes;
-  bytes.reserve(8 + json.size() + offset);
-  const std::uint64_t n = json.size();
-  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
-  bytes += json;
-  for (const NamedParameter& p : params)
-    for (float v : p.parameter->value) put_u32_le(bytes, std::bit_cast<std::uint32_t>(v));
-  write_file_atomically(path, bytes, "the weights");
+// A file this library wrote (of any content) must be of a version it reads; other safetensors
+// files (no "format": "autodiff") are taken as plain weights.
+void check_format(const TensorFile& file) {
+  const std::string* format = file.find_metadata("format");
+  if (!format || *format != "autodiff") return;
+  const std::string* version = file.find_metadata("format_version");
+  if (!version) fail(file, "no format_version in the metadata");
+  if (*version != kModelFormatVersion)
+    fail(file, fmt::format("format_version is \"{}\", this library reads version \"{}\"", *version,
+                           kModelFormatVersion));
 }
 
-void load_weights(Module& model, const std::string& path) {
-  const Reader reader(path);
-  std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) reader.fail("not a regular file");
-  const std::uint64_t file_bytes = std::filesystem::file_size(path, error);
-  if (error) reader.fail("cannot read its size: " + error.message());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) reader.fail("cannot open it");
-  if (file_bytes < 8)
-    reader.fail(fmt::format("not a safetensors file: {} bytes, less than the 8-byte header length",
-                            file_bytes));
-  unsigned char length_bytes[8];
-  if (!in.read(reinterpret_cast<char*>(length_bytes), 8))
-    reader.fail("cannot read the header length");
-  const std::uint64_t header_bytes = get_u64_le(length_bytes);
-  if (header_bytes > kSafetensorsMaxHeaderBytes)
-    reader.fail(fmt::format("header length {} is more than the limit of {} bytes", header_bytes,
-                            kSafetensorsMaxHeaderBytes));
-  if (header_bytes > file_bytes - 8)
-    reader.fail(fmt::format("header length {} is more than the {} bytes after it", header_bytes,
-                            file_bytes - 8));
-  std::string text(header_bytes, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(header_bytes)))
-    reader.fail("cannot read the header (the file is shorter than it was)");
-  const std::uint64_t data_bytes = file_bytes - 8 - header_bytes;
+bool is_checkpoint(const TensorFile& file) {
+  const std::string* content = file.find_metadata("content");
+  return content && *content == "checkpoint";
+}
 
-  // Duplicate names would silently replace each other in the parsed object: caught as parsed.
-  std::set<std::string> seen;
-  std::string duplicate;
-  const nlohmann::json::parser_callback_t on_event =
-      [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        if (depth == 1 && event == nlohmann::json::parse_event_t::key && parsed.is_string() &&
-            !seen.insert(parsed.get<std::string>()).second && duplicate.empty())
-          duplicate = parsed.get<std::string>();
-        return true;
-      };
-  const nlohmann::json header = nlohmann::json::parse(text, on_event, /*allow_exceptions=*/false);
-  if (header.is_discarded()) reader.fail("the header is not valid JSON");
-  if (!header.is_object()) reader.fail("the header is not a JSON object");
-  if (!duplicate.empty())
-    reader.fail(fmt::format("tensor \"{}\" appears twice in the header", duplicate));
+bool is_state_tensor(const TensorFile& file, const std::string& name) {
+  return is_checkpoint(file) &&
+         (name.starts_with(kOptimizerPrefix) || name.starts_with(kTrainingPrefix));
+}
 
-  std::vector<Entry> entries;
-  for (const auto& [name, value] : header.items()) {
-    if (name == "__metadata__") {
-      if (!value.is_object()) reader.fail("__metadata__ is not a JSON object");
-      for (const auto& [key, v] : value.items())
-        if (!v.is_string()) reader.fail(fmt::format("__metadata__ \"{}\" is not a string", key));
-      continue;
-    }
-    entries.push_back(reader.entry(name, value, data_bytes));
-  }
-  // The byte ranges, in order, cover the data section exactly.
-  std::vector<const Entry*> by_offset;
-  for (const Entry& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
-  std::uint64_t covered = 0;
-  for (const Entry* e : by_offset) {
-    if (e->begin != covered)
-      reader.fail(fmt::format("tensor \"{}\" starts at byte {} of the data section, not at {}: {}",
-                              e->name, e->begin, covered,
-                              e->begin > covered ? "a gap" : "an overlap"));
-    covered = e->end;
-  }
-  if (covered != data_bytes)
-    reader.fail(
-        fmt::format("the tensors cover {} bytes of a data section of {}", covered, data_bytes));
+TensorFile weights_file(Module& model, const std::string& content) {
+  TensorFile file;
+  file.metadata = {
+      {"format", "autodiff"}, {"format_version", kModelFormatVersion}, {"content", content}};
+  for (const NamedParameter& p : model.named_state())
+    file.add(p.name, p.parameter->value, dims_of(p.parameter->shape));
+  return file;
+}
 
-  // Names and shapes against the model: every difference, in one message.
-  const std::vector<NamedParameter> params = model.named_parameters();
-  std::map<std::string, const Entry*> by_name;
-  for (const Entry& e : entries) by_name.emplace(e.name, &e);
+// The file's values for each of the model's parameters and buffers, in named_state() order, after
+// checking names, dtypes and shapes: every difference in one message.
+std::vector<std::vector<float>> checked_weights(Module& model, const TensorFile& file) {
+  check_format(file);
+  const std::vector<NamedParameter> params = model.named_state();
   std::vector<std::string> problems;
   std::set<std::string> wanted;
   for (const NamedParameter& p : params) {
     wanted.insert(p.name);
-    const auto found = by_name.find(p.name);
-    if (found == by_name.end()) {
+    const StoredTensor* t = file.find(p.name);
+    if (!t)
       problems.push_back(fmt::format("missing tensor \"{}\"", p.name));
-    } else if (found->second->shape != dims_of(p.parameter->shape)) {
-      problems.push_back(fmt::format("tensor \"{}\" has shape {}, the model's is {}", p.name,
-                                     shape_text(found->second->shape),
-                                     shape_text(dims_of(p.parameter->shape))));
-    }
-  }
-  for (const Entry* e : by_offset)  // in the file's order
-    if (!wanted.contains(e->name))
+    else if (t->dtype != Dtype::F32)
       problems.push_back(
-          fmt::format("extra tensor \"{}\" (not a parameter of the model)", e->name));
+          fmt::format("tensor \"{}\" is {}, expected F32", p.name, to_string(t->dtype)));
+    else if (t->shape != dims_of(p.parameter->shape))
+      problems.push_back(fmt::format("tensor \"{}\" has shape {}, the model's is {}", p.name,
+                                     shape_text(t->shape),
+                                     shape_text(dims_of(p.parameter->shape))));
+  }
+  for (const StoredTensor& t : file.tensors)  // in the file's order
+    if (!wanted.contains(t.name) && !is_state_tensor(file, t.name))
+      problems.push_back(fmt::format("extra tensor \"{}\" (not a parameter of the model)", t.name));
   if (!problems.empty())
-    reader.fail(fmt::format("the weights do not fit the model: {}", fmt::join(problems, "; ")));
-
-  // All checked: the data section is exactly the model's parameters. Read it into buffers, then
-  // copy: a read failure leaves the model as it was.
-  std::vector<unsigned char> data(data_bytes);
-  if (data_bytes > 0 &&
-      !in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data_bytes)))
-    reader.fail("cannot read the data section (the file is shorter than it was)");
+    fail(file, fmt::format("the weights do not fit the model: {}", fmt::join(problems, "; ")));
   std::vector<std::vector<float>> values;
   values.reserve(params.size());
-  for (const NamedParameter& p : params) {
-    const Entry& e = *by_name.at(p.name);
-    std::vector<float> v(p.parameter->value.size());
-    for (std::size_t i = 0; i < v.size(); ++i)
-      v[i] = get_f32_le(data.data() + e.begin + kFloatBytes * i);
-    values.push_back(std::move(v));
-  }
-  // Copied, not assigned: a parameter's storage never moves (tapes and optimizers point into it).
+  for (const NamedParameter& p : params) values.push_back(file.at(p.name).values<float>());
+  return values;
+}
+
+// Copied, not assigned: a parameter's storage never moves (tapes and optimizers point into it).
+void assign_weights(Module& model, const std::vector<std::vector<float>>& values) {
+  const std::vector<NamedParameter> params = model.named_state();
   for (std::size_t i = 0; i < params.size(); ++i)
     std::copy(values[i].begin(), values[i].end(), params[i].parameter->value.begin());
+}
+
+// JSON from the metadata, or a DataError naming the key. An architecture of 64 nested modules
+// nests about 260 deep; nothing here needs more.
+constexpr std::size_t kMetadataMaxNesting = 512;
+
+Json metadata_json(const TensorFile& file, std::string_view key) {
+  const std::string& text = file.metadata_at(key);
+  if (json_nesting(text, kMetadataMaxNesting) > kMetadataMaxNesting)
+    fail(file,
+         fmt::format("the metadata's \"{}\" nests more than {} deep", key, kMetadataMaxNesting));
+  Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object())
+    fail(file, fmt::format("the metadata's \"{}\" is not a JSON object", key));
+  return parsed;
+}
+
+// NaN and infinities have no JSON number: they are written as strings.
+Json number_json(double v) {
+  if (std::isfinite(v)) return v;
+  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+double number_from(const Json& j) {
+  if (j.is_number()) return j.get<double>();
+  if (j == "nan") return std::numeric_limits<double>::quiet_NaN();
+  if (j == "inf") return std::numeric_limits<double>::infinity();
+  if (j == "-inf") return -std::numeric_limits<double>::infinity();
+  throw std::invalid_argument(fmt::format("{} is not a number", j.dump()));
+}
+
+Json optimizer_json(const OptimizerState& state) {
+  Json settings = Json::object();
+  for (const auto& [name, value] : state.settings) settings[name] = number_json(value);
+  Json slots = Json::array();
+  for (const auto& [name, buffers] : state.slots) slots.push_back(name);
+  return Json{{"type", state.type},
+              {"settings", settings},
+              {"iterations", state.iterations},
+              {"slots", slots}};
+}
+
+OptimizerState optimizer_state(const TensorFile& file, const std::vector<NamedParameter>& params) {
+  const Json j = metadata_json(file, "optimizer");
+  OptimizerState state;
+  try {
+    state.type = j.at("type").get<std::string>();
+    for (const auto& [name, value] : j.at("settings").items())
+      state.settings.emplace_back(name, number_from(value));
+    state.iterations = j.at("iterations").get<std::int64_t>();
+    for (const Json& slot : j.at("slots")) {
+      const auto name = slot.get<std::string>();
+      std::vector<std::vector<float>> buffers;
+      for (const NamedParameter& p : params) {
+        const std::string tensor = fmt::format("{}{}.{}", kOptimizerPrefix, name, p.name);
+        const StoredTensor& t = file.at(tensor);
+        if (t.shape != dims_of(p.parameter->shape))
+          fail(file, fmt::format("tensor \"{}\" has shape {}, its parameter's is {}", tensor,
+                                 shape_text(t.shape), shape_text(dims_of(p.parameter->shape))));
+        buffers.push_back(t.values<float>());
+      }
+      state.slots.emplace_back(name, std::move(buffers));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail(file, fmt::format("the optimizer's state: {}", e.what()));
+  } catch (const std::invalid_argument& e) {
+    fail(file, fmt::format("the optimizer's state: {}", e.what()));
+  }
+  return state;
+}
+
+Json history_json(const History& history) {
+  Json epochs = Json::array();
+  for (const EpochLog& e : history.epochs) {
+    Json logs = Json::array();
+    for (const auto& [name, value] : e.values()) logs.push_back({name, number_json(value)});
+    epochs.push_back({{"epoch", e.epoch}, {"seconds", number_json(e.seconds)}, {"logs", logs}});
+  }
+  return epochs;
+}
+
+History history_from(const Json& epochs) {
+  History history;
+  for (const Json& e : epochs) {
+    EpochLog log;
+    log.epoch = e.at("epoch").get<int>();
+    log.seconds = number_from(e.at("seconds"));
+    for (const Json& pair : e.at("logs")) {
+      if (!pair.is_array() || pair.size() != 2)
+        throw std::invalid_argument(fmt::format("{} is not a [name, value] pair", pair.dump()));
+      log.set(pair[0].get<std::string>(), number_from(pair[1]));
+    }
+    history.epochs.push_back(std::move(log));
+  }
+  return history;
+}
+
+TrainingProgress training_progress(const TensorFile& file) {
+  const Json j = metadata_json(file, "training");
+  TrainingProgress progress;
+  try {
+    progress.epoch = j.at("epoch").get<int>();
+    if (progress.epoch < 0) throw std::invalid_argument(fmt::format("epoch {}", progress.epoch));
+    progress.shuffle = j.at("shuffle").get<bool>();
+    progress.generator = j.at("generator").get<std::string>();
+    progress.history = history_from(j.at("history"));
+    const StoredTensor& order = file.at(kOrderTensor);
+    if (order.shape.size() != 1)
+      fail(file, fmt::format("tensor \"{}\" has shape {}, expected one dimension", kOrderTensor,
+                             shape_text(order.shape)));
+    progress.order = order.values<std::int64_t>();
+    if (progress.generator.empty() && progress.order.empty()) return progress;  // before fit
+    EpochOrder(static_cast<std::int64_t>(progress.order.size()), progress.shuffle, 0)
+        .restore(progress.order, progress.generator);  // a permutation and a generator, or throws
+  } catch (const nlohmann::json::exception& e) {
+    fail(file, fmt::format("the training state: {}", e.what()));
+  } catch (const std::invalid_argument& e) {
+    fail(file, fmt::format("the training state: {}", e.what()));
+  }
+  return progress;
+}
+
+}  // namespace
+
+void save_weights(Module& model, const std::string& path) {
+  write_safetensors(path, weights_file(model, "weights"), "the weights");
+}
+
+void load_weights(Module& model, const TensorFile& file) {
+  assign_weights(model, checked_weights(model, file));
+}
+
+void load_weights(Module& model, const std::string& path) {
+  load_weights(model, read_safetensors(path));
+}
+
+void save_model(Module& model, const std::string& path) {
+  const Json arch = architecture(model);  // throws before anything is written
+  TensorFile file = weights_file(model, "model");
+  file.metadata.emplace_back("architecture", arch.dump());
+  write_safetensors(path, file, "the model");
+}
+
+std::unique_ptr<Module> load_model(const TensorFile& file) {
+  check_format(file);
+  if (!file.find_metadata("architecture"))
+    fail(file,
+         "no architecture in the metadata (a weights-only file? Build the model in code and "
+         "use load_weights)");
+  const Json arch = metadata_json(file, "architecture");
+  std::int64_t values = 0;
+  for (const StoredTensor& t : file.tensors)
+    if (t.dtype == Dtype::F32 && !is_state_tensor(file, t.name)) values += t.element_count();
+  std::unique_ptr<Module> model = build_architecture(arch, ParameterBudget(values), file.source);
+  load_weights(*model, file);
+  return model;
+}
+
+std::unique_ptr<Module> load_model(const std::string& path) {
+  return load_model(read_safetensors(path));
+}
+
+void save_checkpoint(Model& model, const std::string& path) {
+  Module& network = model.network();
+  const std::vector<NamedParameter> params = network.named_parameters();
+  for (const NamedParameter& p : network.named_state())
+    if (p.name.starts_with(kOptimizerPrefix) || p.name.starts_with(kTrainingPrefix))
+      throw std::invalid_argument(fmt::format(
+          "save_checkpoint: parameter \"{}\" has a name reserved for the optimizer's and training "
+          "state",
+          p.name));
+  TensorFile file = weights_file(network, "checkpoint");
+  if (has_architecture(network))
+    file.metadata.emplace_back("architecture", architecture(network).dump());
+
+  const OptimizerState state = model.optimizer().state();
+  file.metadata.emplace_back("optimizer", optimizer_json(state).dump());
+  for (const auto& [slot, buffers] : state.slots)
+    for (std::size_t i = 0; i < buffers.size() && i < params.size(); ++i)
+      file.add(fmt::format("{}{}.{}", kOptimizerPrefix, slot, params[i].name), buffers[i],
+               dims_of(params[i].parameter->shape));
+
+  const TrainingProgress& progress = model.progress();
+  file.metadata.emplace_back("training", Json{{"epoch", progress.epoch},
+                                              {"shuffle", progress.shuffle},
+                                              {"generator", progress.generator},
+                                              {"history", history_json(progress.history)}}
+                                             .dump());
+  file.add(kOrderTensor, progress.order, {static_cast<std::int64_t>(progress.order.size())});
+  write_safetensors(path, file, "the checkpoint");
+}
+
+void load_checkpoint(Model& model, const std::string& path) {
+  const TensorFile file = read_safetensors(path);
+  check_format(file);
+  if (!is_checkpoint(file))
+    fail(file, "not a checkpoint (its metadata has no \"content\": \"checkpoint\")");
+  Module& network = model.network();
+  // Everything read and checked before anything changes.
+  std::vector<std::vector<float>> weights = checked_weights(network, file);
+  const OptimizerState state = optimizer_state(file, network.named_parameters());
+  TrainingProgress progress = training_progress(file);
+  try {
+    model.optimizer().load_state(state, network.parameters());  // checks, then changes
+  } catch (const std::invalid_argument& e) {
+    fail(file, e.what());
+  }
+  assign_weights(network, weights);
+  model.set_progress(std::move(progress));
+}
+
+ModelCheckpoint::ModelCheckpoint(std::string path, ModelCheckpointOptions options)
+    : path_(std::move(path)), options_(std::move(options)) {
+  if (path_.empty()) throw std::invalid_argument("ModelCheckpoint: the path is empty");
+  if (options_.mode < -1 || options_.mode > 1)
+    throw std::invalid_argument(
+        fmt::format("ModelCheckpoint: mode is {}, expected -1, 0 or 1", options_.mode));
+  higher_is_better_ =
+      options_.mode == 0 ? options_.monitor.ends_with("accuracy") : options_.mode > 0;
+}
+
+void ModelCheckpoint::on_train_begin(Model& model) {
+  // A continued run keeps the best value of the epochs before it.
+  have_best_ = false;
+  if (!options_.save_best_only) return;
+  for (const EpochLog& e : model.progress().history.epochs) {
+    const double v = e[options_.monitor];
+    if (std::isnan(v)) continue;
+    if (!have_best_ || (higher_is_better_ ? v > best_ : v < best_)) best_ = v;
+    have_best_ = true;
+  }
+}
+
+void ModelCheckpoint::on_epoch_end(Model& model, const History& history) {
+  const EpochLog& log = history.epochs.back();
+  if (options_.save_best_only) {
+    const double v = log[options_.monitor];
+    if (!log.has(options_.monitor))
+      throw std::invalid_argument(fmt::format(
+          "ModelCheckpoint: \"{}\" is not in the epoch's logs (is there a validation split?)",
+          options_.monitor));
+    if (std::isnan(v) || (have_best_ && !(higher_is_better_ ? v > best_ : v < best_))) return;
+    best_ = v;
+    have_best_ = true;
+  }
+  std::string path = path_;
+  for (std::size_t at; (at = path.find("{epoch}")) != std::string::npos;)
+    path.replace(at, 7, std::to_string(log.epoch));
+  if (options_.weights_only)
+    save_weights(model.network(), path);
+  else
+    save_checkpoint(model, path);
+  last_saved_ = log.epoch;
 }
 
 }  // namespace nn

@@ -338,3 +338,65 @@ TEST_CASE("mnist_cnn: a short run of Keras's convnet recipe on the shipped data"
   CHECK(run("mnist_cnn --data /nonexistent-dir", 1).find("mnist_cnn: /nonexistent-dir: ") !=
         std::string::npos);
 }
+
+// ---- Issue #8: model files from the command line ----
+
+namespace {
+// The CSV's rows without the seconds column (the only one a resumed run may differ in).
+std::vector<std::string> rows_without_seconds(const std::string& path) {
+  std::vector<std::string> rows;
+  for (const std::string& line : lines_of(testing::read_text(path)))
+    rows.push_back(line.substr(0, line.rfind(',')));
+  return rows;
+}
+}  // namespace
+
+TEST_CASE("mnist_mlp --checkpoint / --resume continue the run exactly; predict reproduces it") {
+  testing::TempDir dir;
+  const std::string common = " --epochs 3 --hidden 32 --seed 2";
+  const auto whole = lines_of(run("mnist_mlp" + common + " --history " + (dir / "whole.csv") +
+                                  " --save " + (dir / "whole.safetensors")));
+  // Stopped after epoch 2 (the last checkpoint written), then continued to epoch 3.
+  run("mnist_mlp --epochs 2 --hidden 32 --seed 2 --checkpoint " + (dir / "run.ckpt"));
+  const auto resumed =
+      lines_of(run("mnist_mlp" + common + " --resume " + (dir / "run.ckpt") + " --history " +
+                   (dir / "resumed.csv") + " --save " + (dir / "resumed.safetensors")));
+  CHECK(resumed[1] == "Resumed from " + (dir / "run.ckpt") + " after epoch 2");
+  CHECK(resumed[2] == "Epoch 3/3");
+  CHECK(resumed.back() == whole.back());  // the same "Test accuracy: …"
+  // The same parameters, bit for bit: the whole files are equal.
+  CHECK(testing::read_text(dir / "resumed.safetensors") ==
+        testing::read_text(dir / "whole.safetensors"));
+  const auto rows = rows_without_seconds(dir / "resumed.csv");
+  CHECK(rows.size() == 4);  // the header and all three epochs
+  CHECK(rows == rows_without_seconds(dir / "whole.csv"));
+  // predict knows nothing of the network: the file says it.
+  const auto predicted = lines_of(run("predict --model " + (dir / "whole.safetensors")));
+  CHECK(predicted.back() == whole.back());
+  CHECK(predicted[0].find("25450 parameters") != std::string::npos);  // 784·32 + 32 + 32·10 + 10
+  // A checkpoint is a model file too.
+  CHECK(
+      lines_of(run("predict --model " + (dir / "run.ckpt"))).back().rfind("Test accuracy: 0.", 0) ==
+      0);
+  CHECK(dir.listing() == std::set<std::string>{"resumed.csv", "resumed.safetensors", "run.ckpt",
+                                               "whole.csv", "whole.safetensors"});
+}
+
+TEST_CASE("mnist_mlp --resume and predict: bad files are clear errors") {
+  testing::TempDir dir;
+  testing::write_text(dir / "junk", "not a safetensors file at all");
+  CHECK(run("mnist_mlp --resume " + (dir / "junk"), 1)
+            .find("mnist_mlp: " + (dir / "junk") + ": header length") != std::string::npos);
+  CHECK(run("predict --model " + (dir / "junk"), 1)
+            .find("predict: " + (dir / "junk") + ": header length") != std::string::npos);
+  run("mnist_mlp --epochs 1 --hidden 16 --checkpoint " + (dir / "small.ckpt"));
+  // Another network's checkpoint: the shapes are named.
+  CHECK(run("mnist_mlp --hidden 32 --resume " + (dir / "small.ckpt"), 1)
+            .find("tensor \"0.weight\" has shape (784, 16), the model's is (784, 32)") !=
+        std::string::npos);
+  // Fewer epochs than the checkpoint has done.
+  run("mnist_mlp --epochs 2 --hidden 16 --checkpoint " + (dir / "two.ckpt"));
+  CHECK(run("mnist_mlp --epochs 1 --hidden 16 --resume " + (dir / "two.ckpt"), 1)
+            .find("fit: epochs is 1, expected ≥ initial_epoch (2)") != std::string::npos);
+  CHECK(run("predict", 106).find("--model is required") != std::string::npos);
+}

@@ -181,13 +181,17 @@ TEST_CASE("fit and evaluate: every option is range-checked and named, before any
   };
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const Case cases[] = {
-      // bad inputs: 12
+      // bad inputs: 13
       {{.batch_size = 0}, "fit: batch_size is 0, expected > 0"},
       {{.batch_size = -1}, "fit: batch_size is -1, expected > 0"},
       {{.batch_size = std::numeric_limits<std::int64_t>::min()},
        "fit: batch_size is -9223372036854775808, expected > 0"},
-      {{.epochs = -1}, "fit: epochs is -1, expected ≥ 0"},
-      {{.epochs = std::numeric_limits<int>::min()}, "fit: epochs is -2147483648, expected ≥ 0"},
+      {{.epochs = -1},
+       "fit: epochs is -1, expected ≥ initial_epoch (0): epochs counts from the start of the run"},
+      {{.epochs = std::numeric_limits<int>::min()},
+       "fit: epochs is -2147483648, expected ≥ initial_epoch (0): epochs counts from the start of "
+       "the run"},
+      {{.initial_epoch = -1}, "fit: initial_epoch is -1, expected ≥ 0"},
       {{.validation_split = -0.1}, "fit: validation_split is -0.1, expected in [0, 1)"},
       {{.validation_split = 1.0}, "fit: validation_split is 1, expected in [0, 1)"},
       {{.validation_split = nan}, "fit: validation_split is nan, expected in [0, 1)"},

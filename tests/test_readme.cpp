@@ -9,6 +9,8 @@
 #include "autodiff/autodiff.hpp"
 #include "nn/model.hpp"
 #include "nn/neuron.hpp"
+#include "nn/serialize.hpp"
+#include "temp_dir.hpp"
 
 using namespace autodiff;
 
@@ -160,4 +162,33 @@ TEST_CASE("README: a regression with fit") {
             {.epochs = 150, .validation_split = 0.1, .verbose = 0, .callbacks = {&early, &cosine}});
   double mse = model.evaluate(test)["mse"];
   CHECK(mse < 0.5);
+}
+
+TEST_CASE("README: model files") {
+  testing::TempDir dir;
+  const auto in_dir = [&](const char* name) { return dir / name; };
+  nn::Sequential network;
+  network.add(nn::Dense(3, 4, nn::Activation::Relu));
+  network.add(nn::Dense(4, 2, nn::Activation::Softmax));
+  nn::Model trainer(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+  std::vector<float> x(60);
+  std::vector<std::int32_t> labels(20);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i));
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = x[3 * i] > 0;
+  const auto data = nn::TensorData::with_labels(x, {20, 3}, labels, 2);
+  nn::Module& model = trainer.network();
+
+  nn::save_weights(model, in_dir("w.safetensors"));  // the parameters only
+  nn::Sequential same_structure;
+  same_structure.add(nn::Dense(3, 4, nn::Activation::Relu));
+  same_structure.add(nn::Dense(4, 2, nn::Activation::Softmax));
+  nn::load_weights(same_structure, in_dir("w.safetensors"));
+  nn::save_model(model, in_dir("m.safetensors"));  // + the architecture, as JSON
+  std::unique_ptr<nn::Module> m = nn::load_model(in_dir("m.safetensors"));
+  CHECK(m->parameter_count() == 26);
+  nn::ModelCheckpoint every_epoch(in_dir("run.ckpt"));
+  trainer.fit(data, {.epochs = 2, .verbose = 0, .callbacks = {&every_epoch}});
+  nn::load_checkpoint(trainer, in_dir("run.ckpt"));  // weights, optimizer, epoch, shuffling state
+  trainer.fit(data, {.epochs = 10, .initial_epoch = trainer.progress().epoch, .verbose = 0});
+  CHECK(trainer.progress().history.epochs.size() == 10);
 }

@@ -86,7 +86,7 @@ TEST_CASE("save_weights then load_weights gives the same parameters, bit for bit
     CHECK(bytes.size() == 8 + n + 26 * 4);
     const std::string header = bytes.substr(8, n);
     CHECK(header.starts_with(
-        R"({"__metadata__":{"format":"autodiff","format_version":"1"},"0.weight":{"dtype":"F32","shape":[3,4],"data_offsets":[0,48]},"0.bias":)"));
+        R"({"__metadata__":{"format":"autodiff","format_version":"1","content":"weights"},"0.weight":{"dtype":"F32","shape":[3,4],"data_offsets":[0,48]},"0.bias":)"));
     CHECK(dir.listing() == std::set<std::string>{"w.safetensors"});
   }
   SUBCASE("a user-defined module") {
@@ -159,7 +159,7 @@ TEST_CASE("load_weights names every tensor that does not fit the model, and chan
     testing::write_text(dir / "f16.safetensors", bytes);
     CHECK_THROWS_WITH_AS(nn::load_weights(model, dir / "f16.safetensors"),
                          (dir / "f16.safetensors" +
-                          ": tensor \"0.weight\": dtype \"F16\" is not supported (only F32)")
+                          ": tensor \"0.weight\": dtype \"F16\" is not supported (F32, F64 or I64)")
                              .c_str(),
                          nn::DataError);
     CHECK(bits_of(model) == before);
