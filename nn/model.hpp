@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "nn/callbacks.hpp"
+#include "nn/conv_layers.hpp"
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
 #include "nn/losses.hpp"

@@ -19,6 +19,8 @@ PAIRS = [
     ("B3_hvp", "B2_tape_gradient", 2.5),
     ("MLP_step/1", "MLP_floor/1", 1.3),
     ("MLP_step/2", "MLP_floor/2", 1.3),
+    ("CNN_step/1", "CNN_floor/1", 1.4),
+    ("CNN_step/2", "CNN_floor/2", 1.4),
 ]
 COUNTERS = ("ns_per_step", "tape_bytes_per_op", "tape_bytes_per_elementary_op")
 

@@ -309,6 +309,39 @@ TEST_CASE("custom_model: a user's residual module, named parameters, trained wit
   CHECK(accuracy > 0.92);
 }
 
+TEST_CASE("mnist_cnn: a short run of Keras's convnet recipe on the shipped data") {
+  const std::string history = "mnist_cnn_history_test.csv";
+  const auto lines = lines_of(run(
+      "mnist_cnn --epochs 2 --train-images 1000 --batch-size 32 --threads 2 --history " + history));
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0].find("1000 training and 2000 test images; 34826 parameters; 2 threads") !=
+        std::string::npos);
+  CHECK(lines[1] == "Epoch 1/2");
+  CHECK(lines[4].rfind("29/29 [==============================] - ", 0) == 0);
+  CHECK(lines[4].find(" - val_accuracy: ") != std::string::npos);
+  REQUIRE(lines.back().rfind("Test accuracy: ", 0) == 0);
+  const double accuracy = std::stod(lines.back().substr(15));
+  MESSAGE("mnist_cnn, 2 epochs on 900 images: test accuracy ", accuracy);
+  CHECK(accuracy >= 0.7);  // 0.813 at the default seed; chance is 0.1
+  std::FILE* csv = std::fopen(history.c_str(), "r");
+  REQUIRE(csv != nullptr);
+  int rows = 0;
+  for (char row[256]; std::fgets(row, sizeof row, csv);) ++rows;
+  std::fclose(csv);
+  std::remove(history.c_str());
+  CHECK(rows == 3);  // the header and two epochs
+
+  const std::string help = run("mnist_cnn --help");
+  for (const char* option : {"--data", "--epochs", "--batch-size", "--lr", "--seed", "--threads",
+                             "--history", "--train-images"})
+    CHECK(help.find(option) != std::string::npos);
+  CHECK(
+      run("mnist_cnn --threads 0", 105).find("--threads: must be an integer in [1, 256], got 0") !=
+      std::string::npos);
+  CHECK(run("mnist_cnn --data /nonexistent-dir", 1).find("mnist_cnn: /nonexistent-dir: ") !=
+        std::string::npos);
+}
+
 // ---- Issue #8: model files from the command line ----
 
 namespace {
