@@ -80,8 +80,11 @@ TapeStats tape_stats(const Tape& tape) {
   }
   std::vector<TapeStats::Row> tensor_rows;
   for (auto& [_, row] : by_name) tensor_rows.push_back(row);
-  std::stable_sort(tensor_rows.begin(), tensor_rows.end(),
-                   [](const auto& a, const auto& b) { return a.bytes > b.bytes; });
+  // Largest first, then by name (std::sort: stable_sort's buffer trips the tests' counting
+  // operator new under ASan).
+  std::sort(tensor_rows.begin(), tensor_rows.end(), [](const auto& a, const auto& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.kind < b.kind;
+  });
   stats.rows.insert(stats.rows.end(), tensor_rows.begin(), tensor_rows.end());
 
   stats.total_bytes = tape.bytes_used();
