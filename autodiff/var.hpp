@@ -8,8 +8,8 @@
 // sweep short (the design of Adept 2). Each expression node computes its value once, when built.
 
 #include <concepts>
-#include <source_location>
 #include <type_traits>
+#include "autodiff/source_location.hpp"
 
 #include "autodiff/tape.hpp"
 
@@ -31,7 +31,7 @@ namespace detail {
 // or a sum never looked at) is still never computed, inspected or not.
 template <class E>
 [[gnu::cold, gnu::noinline]] void note_statement(Tape& tape, E expression, Index slot,
-                                                 std::source_location where);
+                                                 autodiff::SourceLocation where);
 template <class E, class F>
 [[gnu::always_inline]] inline E rebuilt(const E& expression, const F& leaf);
 }  // namespace detail
@@ -67,7 +67,7 @@ class Var : public ExpressionBase {
   /// tape is inspected (anomaly reports, graph pictures).
   template <Expression E>
   requires(!std::same_as<std::remove_cvref_t<E>, Var>)
-      Var(const E& expression, std::source_location where = std::source_location::current())
+      Var(const E& expression, autodiff::SourceLocation where = autodiff::SourceLocation::current())
       : value_(expression.value()) {
     Tape& tape = Tape::active();
     const Tape::RecordingMode mode = tape.recording_mode();  // one load for both tests

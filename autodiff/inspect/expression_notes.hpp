@@ -5,9 +5,9 @@
 
 #include <cmath>
 #include <limits>
-#include <source_location>
 #include <string>
 #include <type_traits>
+#include "autodiff/source_location.hpp"
 
 #include "autodiff/inspect/notes.hpp"
 #include "autodiff/ops.hpp"
@@ -207,11 +207,11 @@ bool find_forward_anomaly(const Binary<Op, L, R>& b, const ExpressionContext& c,
 /// Throws the AnomalyError of a statement whose value is not finite (notes.cpp).
 [[noreturn]] void throw_forward_anomaly(const Tape& tape, const ForwardAnomaly& anomaly,
                                         const std::string& statement, double value,
-                                        const std::source_location& where);
+                                        const autodiff::SourceLocation& where);
 
 template <class E>
 [[gnu::cold, gnu::noinline]] void note_statement(Tape& tape, E expression, Index slot,
-                                                 std::source_location where) {
+                                                 autodiff::SourceLocation where) {
   if (slot == kNotRecorded) return;
   TapeNotes& notes = *tape.notes();
   const ExpressionContext context{tape, notes};

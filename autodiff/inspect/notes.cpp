@@ -12,7 +12,7 @@
 namespace autodiff {
 namespace detail {
 
-std::string location_text(const std::source_location& where) {
+std::string location_text(const autodiff::SourceLocation& where) {
   if (!where.file_name() || where.line() == 0) return "";
   // Recorded by an assignment (y = …, y += …), which cannot see its caller: no location.
   const std::string_view file = where.file_name();
@@ -112,7 +112,7 @@ void note_leaf(Tape& tape, Index slot, double value) {
 
 namespace {
 
-std::string where_text(const std::source_location& where, const std::string& label) {
+std::string where_text(const autodiff::SourceLocation& where, const std::string& label) {
   std::string text = location_text(where);
   if (!label.empty()) text += (text.empty() ? "label " : ", label ") + label;
   return text.empty() ? "no source location (assigned with = or +=) and no label "
@@ -182,7 +182,7 @@ std::string node_label(const Tape& tape, std::uint32_t id) {
 
 void throw_forward_anomaly(const Tape& tape, const ForwardAnomaly& anomaly,
                            const std::string& statement, double value,
-                           const std::source_location& where) {
+                           const autodiff::SourceLocation& where) {
   const TapeNotes& notes = *tape.notes();
   const std::string at = where_text(where, notes.current_label());
   throw AnomalyError(fmt::format("anomaly: {} gave {} in the forward pass\n"

@@ -14,11 +14,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+#include "autodiff/source_location.hpp"
 
 #include "autodiff/tape.hpp"
 
@@ -55,7 +55,7 @@ struct SlotNote {
   // so that a name given after recording is used): "sigmoid(w1*x1 + w2*x2 + b1)".
   std::string text;
   const char* op = "input";
-  std::source_location where;
+  autodiff::SourceLocation where;
   std::string label;  // the labels active when it was recorded, "layer 1 › hidden"
 };
 
@@ -111,7 +111,7 @@ void note_tensor_op(Tape& tape, std::uint32_t id);
 
 /// "file:line in function", or empty where there is none to show (an assignment, y = … or
 /// y += …, is recorded inside var.hpp and cannot see its caller).
-std::string location_text(const std::source_location& where);
+std::string location_text(const autodiff::SourceLocation& where);
 
 /// Formats a value for reports and pictures: 6 significant digits, or "nan", "inf".
 std::string short_number(double value);
