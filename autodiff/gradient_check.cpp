@@ -14,6 +14,15 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Appends `e` to the check, keeping its largest errors. A NaN error must not pass silently: fmax
+// would drop it.
+template <class Check, class Entry>
+void add_entry(Check& check, const Entry& e) {
+  check.max_abs_error = std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
+  check.max_rel_error = std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
+  check.entries.push_back(e);
+}
+
 double relative(double a, double b) {
   const double scale = std::max(std::fabs(a), std::fabs(b));
   return scale == 0.0 ? 0.0 : std::fabs(a - b) / scale;
@@ -127,12 +136,7 @@ GradientCheck check_gradient(const ScalarFunction& f, std::span<const double> x,
       e.hand_rel_error = relative(e.tape, e.hand);
       check.max_hand_rel_error = std::max(check.max_hand_rel_error, e.hand_rel_error);
     }
-    // NaN errors must not pass silently: fmax would drop them.
-    check.max_abs_error =
-        std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
-    check.max_rel_error =
-        std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
-    check.entries.push_back(e);
+    add_entry(check, e);
   }
   return check;
 }
@@ -220,11 +224,7 @@ SecondOrderCheck detail::check_second_order(const GradientAt& gradient_at,
       e.finite_difference_error = fd.error;
       e.abs_error = std::fabs(e.tape - fd.derivative);
       e.rel_error = relative(e.tape, fd.derivative);
-      check.max_abs_error =
-          std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
-      check.max_rel_error =
-          std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
-      check.entries.push_back(e);
+      add_entry(check, e);
     }
   }
   return check;

@@ -51,4 +51,3 @@ TEST_CASE(
     CHECK(values_of(model) == before);
   }
 }
-
