@@ -16,6 +16,7 @@ PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libc
   libopenblas-dev nlohmann-json3-dev python3-numpy)
 PACKAGES+=(clang libclang-rt-14-dev)  # the fuzz pass in tests(): clang's libFuzzer
 PACKAGES+=(libopenmpi-dev openmpi-bin)  # data-parallel training (nn/distributed.hpp) and its tests
+PACKAGES+=(graphviz)  # the tests render the graph pictures (to_dot) with dot
 JOBS=2
 
 install_missing_packages() {

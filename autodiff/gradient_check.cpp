@@ -14,6 +14,15 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Appends `e` to the check, keeping its largest errors. A NaN error must not pass silently: fmax
+// would drop it.
+template <class Check, class Entry>
+void add_entry(Check& check, const Entry& e) {
+  check.max_abs_error = std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
+  check.max_rel_error = std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
+  check.entries.push_back(e);
+}
+
 double relative(double a, double b) {
   const double scale = std::max(std::fabs(a), std::fabs(b));
   return scale == 0.0 ? 0.0 : std::fabs(a - b) / scale;
@@ -127,12 +136,7 @@ GradientCheck check_gradient(const ScalarFunction& f, std::span<const double> x,
       e.hand_rel_error = relative(e.tape, e.hand);
       check.max_hand_rel_error = std::max(check.max_hand_rel_error, e.hand_rel_error);
     }
-    // NaN errors must not pass silently: fmax would drop them.
-    check.max_abs_error =
-        std::isnan(e.abs_error) ? kNaN : std::max(check.max_abs_error, e.abs_error);
-    check.max_rel_error =
-        std::isnan(e.rel_error) ? kNaN : std::max(check.max_rel_error, e.rel_error);
-    check.entries.push_back(e);
+    add_entry(check, e);
   }
   return check;
 }
@@ -161,6 +165,92 @@ std::string GradientCheck::table(std::span<const std::string> names) const {
     out += fmt::format(" {:>10.2e} {:>10.2e}", e.abs_error, e.rel_error);
     if (with_hand) out += fmt::format(" {:>11.2e} {:>10.2e}", e.hand_abs_error, e.hand_rel_error);
     out += '\n';
+  }
+  return out;
+}
+
+SecondOrderCheck detail::check_second_order(const GradientAt& gradient_at,
+                                            std::span<const double> x,
+                                            std::span<const double> direction, double value,
+                                            std::span<const double> tape,
+                                            GradientCheckOptions options) {
+  const std::size_t n = x.size();
+  const bool along = !direction.empty();
+  if (along && direction.size() != n)
+    throw std::invalid_argument(fmt::format(
+        "check_hvp: v has {} entries, expected one per input ({})", direction.size(), n));
+  if (tape.size() != (along ? n : n * n))
+    throw std::invalid_argument(fmt::format("check_second_order: {} tape entries, expected {}",
+                                            tape.size(), along ? n : n * n));
+  if (!(options.step > 0.0))
+    throw std::invalid_argument(
+        fmt::format("check_hessian: step must be > 0, got {}", options.step));
+
+  SecondOrderCheck check;
+  check.value = value;
+  check.hessian_vector = along;
+  check.options = options;
+  double x_scale = 1.0, v_scale = 0.0;
+  for (double xi : x) x_scale = std::max(x_scale, std::fabs(xi));
+  for (double vi : direction) v_scale = std::max(v_scale, std::fabs(vi));
+
+  std::vector<double> point(x.begin(), x.end());
+  const std::size_t columns = along ? 1 : n;
+  for (std::size_t j = 0; j < columns; ++j) {
+    // Moving along e_j (a Hessian column) or along v (H·v), by offset·(that direction).
+    auto move = [&](double offset) {
+      for (std::size_t k = 0; k < n; ++k)
+        point[k] = x[k] + offset * (along ? direction[k] : (k == j ? 1.0 : 0.0));
+    };
+    const double h = along ? options.step * x_scale / (v_scale > 0 ? v_scale : 1.0)
+                           : options.step * std::max(1.0, std::fabs(x[j]));
+    for (std::size_t i = 0; i < n; ++i) {
+      auto g_at = [&](double offset) {
+        move(offset);
+        const double gi = gradient_at(point)[i];
+        move(0.0);
+        return gi;
+      };
+      Estimate fd = ridders(g_at, h);
+      for (const double smaller : {1e-2 * h, 1e-4 * h}) {
+        const Estimate other = ridders(g_at, smaller);
+        if (other.error < fd.error) fd = other;
+      }
+      SecondOrderEntry e;
+      e.row = i;
+      e.col = j;
+      e.tape = along ? tape[i] : tape[i * n + j];
+      e.finite_difference = fd.derivative;
+      e.finite_difference_error = fd.error;
+      e.abs_error = std::fabs(e.tape - fd.derivative);
+      e.rel_error = relative(e.tape, fd.derivative);
+      add_entry(check, e);
+    }
+  }
+  return check;
+}
+
+bool SecondOrderCheck::passed() const {
+  for (const SecondOrderEntry& e : entries)
+    if (!within(e.abs_error, e.rel_error, options)) return false;
+  return true;
+}
+
+std::string SecondOrderCheck::table(std::span<const std::string> names) const {
+  auto name = [&](std::size_t i) { return i < names.size() ? names[i] : fmt::format("x[{}]", i); };
+  std::vector<std::string> labels;
+  std::size_t width = 8;
+  for (const SecondOrderEntry& e : entries) {
+    labels.push_back(hessian_vector ? fmt::format("Hv[{}]", name(e.row))
+                                    : fmt::format("H[{},{}]", name(e.row), name(e.col)));
+    width = std::max(width, labels.back().size());
+  }
+  std::string out = fmt::format("{:>{}} {:>19} {:>19} {:>10} {:>10}\n", "entry", width, "tape",
+                                "finite diff", "|tape-fd|", "rel");
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const SecondOrderEntry& e = entries[k];
+    out += fmt::format("{:>{}} {:>19.12g} {:>19.12g} {:>10.2e} {:>10.2e}\n", labels[k], width,
+                       e.tape, e.finite_difference, e.abs_error, e.rel_error);
   }
   return out;
 }

@@ -75,4 +75,43 @@ inline GradientCheck check_gradient(const ScalarFunction& f, std::initializer_li
                         std::span<const double>(hand.begin(), hand.size()), options);
 }
 
+// ---- Second order: check_hessian and check_hvp (second_order.hpp) report here ----
+
+/// One second derivative two ways: H_ij (or (H·v)_i, col unused) from the second-order tape,
+/// and a central finite difference of the first-order tape's gradient.
+struct SecondOrderEntry {
+  std::size_t row = 0, col = 0;
+  double tape = 0.0;
+  double finite_difference = 0.0;
+  double finite_difference_error = 0.0;  // Ridders' estimate
+  double abs_error = 0.0;                // |tape − finite difference|
+  double rel_error = 0.0;                // abs_error / max(|tape|, |finite difference|)
+};
+
+struct SecondOrderCheck {
+  double value = 0.0;           // f(x)
+  bool hessian_vector = false;  // entries are (H·v)_i, not H_ij
+  std::vector<SecondOrderEntry> entries;
+  double max_abs_error = 0.0;
+  double max_rel_error = 0.0;
+  GradientCheckOptions options;
+
+  /// Every entry within tolerance (|error| ≤ atol or relative error ≤ rtol).
+  bool passed() const;
+  /// check_gradient's table: one row per entry (H[a,b] or Hv[a]), 12 significant digits.
+  std::string table(std::span<const std::string> names = {}) const;
+  std::string table(std::initializer_list<std::string> names) const {
+    return table(std::span<const std::string>(names.begin(), names.size()));
+  }
+};
+
+namespace detail {
+using GradientAt = std::function<std::vector<double>(std::span<const double>)>;
+/// Compares `tape` (the n × n Hessian, row-major, when `direction` is empty; else H·direction)
+/// with Ridders' central differences of gradient_at along each input (or along `direction`).
+SecondOrderCheck check_second_order(const GradientAt& gradient_at, std::span<const double> x,
+                                    std::span<const double> direction, double value,
+                                    std::span<const double> tape, GradientCheckOptions options);
+}  // namespace detail
+
 }  // namespace autodiff

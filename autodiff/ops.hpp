@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <compare>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -14,6 +15,10 @@
 
 namespace autodiff {
 namespace detail {
+template <class T>
+constexpr T nan() {
+  return std::numeric_limits<T>::quiet_NaN();
+}
 [[noreturn]] inline void throw_bad_clamp(double low, double high) {
   throw std::invalid_argument("clamp: low " + std::to_string(low) + " is above high " +
                               std::to_string(high) + ", expected low ≤ high");
@@ -22,8 +27,9 @@ namespace detail {
 /// integer): within 3 ulp where a^p over- or underflows but c·a^p does not.
 template <class T>
 T times_pow(T c, T a, T p) {
-  const T h = std::pow(std::fabs(a), p / T(2));
-  return (a < T(0) ? c * std::pow(T(-1), p) : c) * h * h;
+  using std::fabs, std::pow;
+  const T h = pow(fabs(a), p / T(2));
+  return (a < T(0) ? c * pow(T(-1), p) : c) * h * h;
 }
 }  // namespace detail
 
@@ -31,6 +37,10 @@ namespace op {
 
 // Each entry is generic over the element type, so that the tensor kernels (float and double) use
 // these very definitions. A user's own op is written the same way (see the README).
+// The math functions are called unqualified, so that a number type of its own (autodiff::Dual,
+// for forward mode and second order) finds its overloads by argument-dependent lookup.
+using std::cos, std::exp, std::fabs, std::isnormal, std::log, std::log1p, std::pow, std::sin,
+    std::sqrt, std::tan, std::tanh;
 
 // clang-format off
 struct Add {
@@ -52,7 +62,7 @@ struct Multiply {
 struct Divide {
   static constexpr auto value   = [](auto a, auto b) { return a / b; };
   static constexpr auto d_left  = []<class T>(T, T b, T) { return T(1) / b; };
-  static constexpr auto d_right = []<class T>(T a, T b, T y) { return std::isnormal(y) ? -y / b : -a / (b * b); };
+  static constexpr auto d_right = []<class T>(T a, T b, T y) { return isnormal(y) ? -y / b : -a / (b * b); };
 };
 // d/da a^b = b·a^(b−1), taken as 0 when b = 0 (a^0 is constant, even at a = 0).
 // d/db a^b = a^b·ln a, taken as 0 at a = 0 (0^b is 0 for every b > 0); NaN for a < 0, where
@@ -62,25 +72,26 @@ struct Divide {
 // Where y over- or underflows, both partials square a^(p/2) (detail::times_pow), with p = b − 1
 // for b > 0 (exact: y is out of range only for b > 0.9) and as (b/a)·a^b for b < 0.
 struct Power {
-  static constexpr auto value   = [](auto a, auto b) { return std::pow(a, b); };
+  static constexpr auto value   = [](auto a, auto b) { return pow(a, b); };
   static constexpr auto d_left  = []<class T>(T a, T b, T y) {
     if (b == T(0)) return T(0);
-    if (std::isnormal(y)) return std::fabs(b) < T(1) || std::fabs(y) < T(1) ? b * y / a : b * (y / a);
+    if (isnormal(y)) return fabs(b) < T(1) || fabs(y) < T(1) ? b * y / a : b * (y / a);
     return b > T(0) ? detail::times_pow(b, a, b - T(1)) : detail::times_pow(b / a, a, b); };
   static constexpr auto d_right = []<class T>(T a, T b, T y) {
     if (a == T(0)) return T(0);
-    return std::isnormal(y) ? y * std::log(a) : detail::times_pow(std::log(a), a, b); };
+    return isnormal(y) ? y * log(a) : detail::times_pow(log(a), a, b); };
 };
-// At a tie the first argument is chosen, and gets the whole gradient.
+// At a tie the first argument is chosen, and gets the whole gradient. A NaN on either side is
+// not hidden: the value is NaN (a + b), and so are both partials (neither side was chosen).
 struct Minimum {
-  static constexpr auto value   = [](auto a, auto b) { return b < a ? b : a; };
-  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b < a ? T(0) : T(1); };
-  static constexpr auto d_right = []<class T>(T a, T b, T) { return b < a ? T(1) : T(0); };
+  static constexpr auto value   = [](auto a, auto b) { return b < a ? b : (b >= a ? a : a + b); };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b < a ? T(0) : (b >= a ? T(1) : detail::nan<T>()); };
+  static constexpr auto d_right = []<class T>(T a, T b, T) { return b < a ? T(1) : (b >= a ? T(0) : detail::nan<T>()); };
 };
 struct Maximum {
-  static constexpr auto value   = [](auto a, auto b) { return b > a ? b : a; };
-  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b > a ? T(0) : T(1); };
-  static constexpr auto d_right = []<class T>(T a, T b, T) { return b > a ? T(1) : T(0); };
+  static constexpr auto value   = [](auto a, auto b) { return b > a ? b : (b <= a ? a : a + b); };
+  static constexpr auto d_left  = []<class T>(T a, T b, T) { return b > a ? T(0) : (b <= a ? T(1) : detail::nan<T>()); };
+  static constexpr auto d_right = []<class T>(T a, T b, T) { return b > a ? T(1) : (b <= a ? T(0) : detail::nan<T>()); };
 };
 
 struct Negate {
@@ -92,63 +103,64 @@ struct Square {
   static constexpr auto derivative = []<class T>(T x, T) { return T(2) * x; };
 };
 struct Exp {
-  static constexpr auto value      = [](auto x) { return std::exp(x); };
+  static constexpr auto value      = [](auto x) { return exp(x); };
   static constexpr auto derivative = []<class T>(T, T y) { return y; };
 };
 // log, log1p, sqrt: ±∞ derivatives at the edge of the domain, NaN outside, as in the math.
 struct Log {
-  static constexpr auto value      = [](auto x) { return std::log(x); };
+  static constexpr auto value      = [](auto x) { return log(x); };
   static constexpr auto derivative = []<class T>(T x, T) { return T(1) / x; };
 };
 struct Log1p {
-  static constexpr auto value      = [](auto x) { return std::log1p(x); };
+  static constexpr auto value      = [](auto x) { return log1p(x); };
   static constexpr auto derivative = []<class T>(T x, T) { return T(1) / (T(1) + x); };
 };
 struct Sqrt {
-  static constexpr auto value      = [](auto x) { return std::sqrt(x); };
+  static constexpr auto value      = [](auto x) { return sqrt(x); };
   static constexpr auto derivative = []<class T>(T, T y) { return T(0.5) / y; };
 };
 struct Sin {
-  static constexpr auto value      = [](auto x) { return std::sin(x); };
-  static constexpr auto derivative = []<class T>(T x, T) { return std::cos(x); };
+  static constexpr auto value      = [](auto x) { return sin(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return cos(x); };
 };
 struct Cos {
-  static constexpr auto value      = [](auto x) { return std::cos(x); };
-  static constexpr auto derivative = []<class T>(T x, T) { return -std::sin(x); };
+  static constexpr auto value      = [](auto x) { return cos(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { return -sin(x); };
 };
 // tan′ = 1 + y² never cancels, and y is within 1 ulp even next to the poles: within 2 ulp.
 struct Tan {
-  static constexpr auto value      = [](auto x) { return std::tan(x); };
+  static constexpr auto value      = [](auto x) { return tan(x); };
   static constexpr auto derivative = []<class T>(T, T y) { return T(1) + y * y; };
 };
 // tanh′ = sech²x = 4e/(1 + e)² with e = exp(−2|x|), expanded to 4e/(1 + e(2 + e)): within 2.5
 // ulp. (1 − y² cancels as |y| → 1: 2e-11 relative error at x = 7, 0 instead of 7e-35 at 40.)
 struct Tanh {
-  static constexpr auto value      = [](auto x) { return std::tanh(x); };
-  static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(T(-2) * std::fabs(x));
+  static constexpr auto value      = [](auto x) { return tanh(x); };
+  static constexpr auto derivative = []<class T>(T x, T) { const T e = exp(T(-2) * fabs(x));
                                                             return T(4) * e / (T(1) + e * (T(2) + e)); };
 };
 // σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) below, with e = exp(−|x|) ≤ 1: never overflows,
 // exact for large |x| too. σ′(x) = e/(1 + e)², expanded as for tanh: within 2.5 ulp. (y·(1 − y)
 // cancels as y → 1: 0 instead of 4e-18 at x = 40.) Where both are inlined, e is computed once.
 struct Sigmoid {
-  static constexpr auto value      = []<class T>(T x) { const T e = std::exp(-std::fabs(x));
+  static constexpr auto value      = []<class T>(T x) { const T e = exp(-fabs(x));
                                                          return (x >= T(0) ? T(1) : e) / (T(1) + e); };
-  static constexpr auto derivative = []<class T>(T x, T) { const T e = std::exp(-std::fabs(x));
+  static constexpr auto derivative = []<class T>(T x, T) { const T e = exp(-fabs(x));
                                                             return e / (T(1) + e * (T(2) + e)); };
 };
 // relu'(0) = 0 and abs'(0) = 0, as PyTorch and TensorFlow choose (a valid subgradient).
+// relu(NaN) is NaN, and so is its derivative: a NaN is never turned into a quiet 0.
 struct Relu {
-  static constexpr auto value      = [](auto x) { return x > 0 ? x : decltype(x)(0); };
-  static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : T(0); };
+  static constexpr auto value      = [](auto x) { return x <= 0 ? decltype(x)(0) : x; };
+  static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : (x <= T(0) ? T(0) : x); };
 };
 struct Abs {
-  static constexpr auto value      = [](auto x) { return std::fabs(x); };
+  static constexpr auto value      = [](auto x) { return fabs(x); };
   static constexpr auto derivative = []<class T>(T x, T) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)); };
 };
 // log(1 + e^x) = max(x, 0) + log1p(e^−|x|): no overflow, and exact where e^x is tiny or huge.
 struct Softplus {
-  static constexpr auto value      = []<class T>(T x) { return (x > T(0) ? x : T(0)) + std::log1p(std::exp(-std::fabs(x))); };
+  static constexpr auto value      = []<class T>(T x) { return (x > T(0) ? x : T(0)) + log1p(exp(-fabs(x))); };
   static constexpr auto derivative = []<class T>(T x, T) { return Sigmoid::value(x); };
 };
 // Ops with a parameter: an instance carries it (leaky_relu(x, 0.2) records LeakyRelu{0.2}).
@@ -280,3 +292,6 @@ Var& Var::operator/=(const E& e) {
 }
 
 }  // namespace autodiff
+
+// While a tape is inspected, each statement is noted with its expression (autodiff/inspect/).
+#include "autodiff/inspect/expression_notes.hpp"  // IWYU pragma: export

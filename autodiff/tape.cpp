@@ -225,11 +225,17 @@ void Tape::begin_backward() {
   swept_ = true;
 }
 
-void Tape::sweep_all() { sweep_interleaved(statement_count_); }
+void Tape::sweep_all() {
+  if (notes_ && detail::inspected_sweep(*this, statement_count_)) [[unlikely]]
+    return;
+  sweep_interleaved(statement_count_);
+}
 
 void Tape::backward(Index output) {
   begin_backward();
   adjoint_[output] += 1.0;
+  if (notes_ && detail::inspected_sweep(*this, statement_count_)) [[unlikely]]
+    return;
   if (!nodes_.empty()) return sweep_all();
   // Statements write slots in increasing order: sweep from the last one at or before `output`.
   std::uint32_t end = statement_count_;

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,6 +56,12 @@ Tape& make_default_tape();
 [[noreturn]] void throw_foreign_operand(Index node, Epoch var_epoch, Epoch tape_epoch);
 [[noreturn]] void throw_not_recorded(Index node, Epoch var_epoch, Epoch tape_epoch,
                                      const char* what);
+/// What a tape keeps while it is inspected (op names, values, labels, anomaly checks), attached by
+/// the guards of autodiff/inspect/notes.hpp; null otherwise, and then nothing is paid for it.
+class TapeNotes;
+/// The reverse sweep of an inspected tape: runs it with anomaly checks and returns true, or returns
+/// false when the notes do not ask for checks (autodiff/inspect/notes.cpp).
+bool inspected_sweep(Tape& tape, std::uint32_t statement_end);
 }  // namespace detail
 
 /// A coarse node's backward rule: reads the node's gradient (and its own record, `payload`),
@@ -95,7 +102,10 @@ class Tape {
   /// accumulate over calls; the adjoints of intermediate results are recomputed by each call.
   void backward(Index output);
 
-  bool is_recording() const { return recording_; }
+  bool is_recording() const { return recording_ != kNotRecording; }
+  /// Whether and how the tape records, in one byte: the one test a Var makes per recorded value.
+  enum RecordingMode : std::uint8_t { kNotRecording = 0, kRecording = 1, kRecordingWithNotes = 3 };
+  RecordingMode recording_mode() const { return recording_; }
   /// Recorded Vars (inputs and results).
   std::size_t node_count() const { return slot_count_; }
   /// Recorded expressions (results).
@@ -155,6 +165,27 @@ class Tape {
   void begin_backward();
   void sweep_all();
 
+  // ---- Reading the recorded graph (autodiff/inspect/: graph export, explanations, statistics) --
+
+  /// The inspection notes attached by a guard (RecordDetails, DetectAnomaly), or null.
+  detail::TapeNotes* notes() const { return notes_; }
+  void set_notes(detail::TapeNotes* notes) {
+    notes_ = notes;
+    set_recording(is_recording());
+  }
+  std::size_t coarse_node_count() const { return nodes_.size(); }
+  const CoarseNode& coarse_node(std::uint32_t id) const { return nodes_[id]; }
+  /// The slot statement `s` writes, and its operations' partials and operand slots.
+  Index statement_slot(std::uint32_t s) const { return statement_slot_[s]; }
+  std::span<const double> statement_partials(std::uint32_t s) const {
+    return {partial_.get() + op_bounds_[s], op_bounds_[s + 1] - op_bounds_[s]};
+  }
+  std::span<const Index> statement_operands(std::uint32_t s) const {
+    return {operand_.get() + op_bounds_[s], op_bounds_[s + 1] - op_bounds_[s]};
+  }
+  /// Whether a backward ran since the last clear (the adjoints hold gradients).
+  bool has_gradients() const { return swept_; }
+
   /// Throws a TapeError unless (node, epoch) names a node recorded on this tape since its last
   /// clear. `what` names the operation for the message.
   void check_recorded(Index node, Epoch epoch, const char* what) const {
@@ -172,6 +203,10 @@ class Tape {
   void enter_thread();
   void leave_thread() {
     if (--scope_depth_ == 0) owner_.store(0, std::memory_order_release);
+  }
+
+  void set_recording(bool on) {
+    recording_ = !on ? kNotRecording : notes_ ? kRecordingWithNotes : kRecording;
   }
 
   Index push_slot() {
@@ -220,9 +255,10 @@ class Tape {
   Arena arena_;
 
   Epoch epoch_;
+  detail::TapeNotes* notes_ = nullptr;  // set by the inspection guards only
   std::atomic<std::uintptr_t> owner_{0};
   std::uint32_t scope_depth_ = 0;
-  bool recording_ = true;
+  RecordingMode recording_ = kRecording;
   bool swept_ = false;  // a backward ran since the last clear: intermediates hold adjoints
 };
 
@@ -268,8 +304,10 @@ class TapeScope {
 /// Stops the active tape from recording for the guard's lifetime: new Vars are constants.
 class NoGradGuard {
  public:
-  NoGradGuard() : tape_(Tape::active()), previous_(tape_.recording_) { tape_.recording_ = false; }
-  ~NoGradGuard() { tape_.recording_ = previous_; }
+  NoGradGuard() : tape_(Tape::active()), previous_(tape_.is_recording()) {
+    tape_.set_recording(false);
+  }
+  ~NoGradGuard() { tape_.set_recording(previous_); }
   NoGradGuard(const NoGradGuard&) = delete;
   NoGradGuard& operator=(const NoGradGuard&) = delete;
 

@@ -9,6 +9,7 @@
 
 #include <concepts>
 #include <type_traits>
+#include "autodiff/source_location.hpp"
 
 #include "autodiff/tape.hpp"
 
@@ -19,6 +20,21 @@ struct ExpressionBase {};
 
 template <class T>
 concept Expression = std::is_base_of_v<ExpressionBase, std::remove_cvref_t<T>>;
+
+namespace detail {
+// Called only while a tape is inspected (tape.notes() set): they keep each recorded value, its
+// op and where it was recorded, and run the anomaly checks (autodiff/inspect/).
+[[gnu::cold]] void note_leaf(Tape& tape, Index slot, double value);
+// Out of line, and given the expression's shape only: its Var leaves by slot, their values unread
+// (note_statement takes them from the notes). No value is then read on the cold path that the hot
+// path would not compute anyway: a value nothing reads (log's, where only its derivative is used,
+// or a sum never looked at) is still never computed, inspected or not.
+template <class E>
+[[gnu::cold, gnu::noinline]] void note_statement(Tape& tape, E expression, Index slot,
+                                                 autodiff::SourceLocation where);
+template <class E, class F>
+[[gnu::always_inline]] inline E rebuilt(const E& expression, const F& leaf);
+}  // namespace detail
 
 /// Anything that can stand on one side of an operator with a Var: an expression or a number.
 template <class T>
@@ -39,19 +55,27 @@ class Var : public ExpressionBase {
   /// An input: a leaf node on the active tape whose gradient accumulates.
   Var(double value) : value_(value) {
     Tape& tape = Tape::active();
-    if (tape.is_recording()) {
+    const Tape::RecordingMode mode = tape.recording_mode();  // one load for both tests
+    if (mode != Tape::kNotRecording) {
       index_ = tape.new_leaf();
       epoch_ = tape.epoch();
+      if (mode == Tape::kRecordingWithNotes) [[unlikely]]  // inspected (autodiff/inspect/)
+        detail::note_leaf(tape, index_, value);
     }
   }
-  /// The result of an expression: one node on the active tape.
+  /// The result of an expression: one node on the active tape. `where` is kept only while the
+  /// tape is inspected (anomaly reports, graph pictures).
   template <Expression E>
-  requires(!std::same_as<std::remove_cvref_t<E>, Var>) Var(const E& expression)
+  requires(!std::same_as<std::remove_cvref_t<E>, Var>)
+      Var(const E& expression, autodiff::SourceLocation where = autodiff::SourceLocation::current())
       : value_(expression.value()) {
     Tape& tape = Tape::active();
-    if (tape.is_recording()) {
+    const Tape::RecordingMode mode = tape.recording_mode();  // one load for both tests
+    if (mode != Tape::kNotRecording) {
       index_ = tape.record(expression);
       epoch_ = tape.epoch();
+      if (mode == Tape::kRecordingWithNotes) [[unlikely]]  // inspected (autodiff/inspect/)
+        detail::note_statement(tape, detail::rebuilt(expression, leaf_by_slot), index_, where);
     }
   }
   template <Expression E>
@@ -102,6 +126,9 @@ class Var : public ExpressionBase {
   template <Operand E>
   Var& operator/=(const E& e);
 
+  /// A Var leaf by its slot alone, its value left unread (0): what the notes are given.
+  static Var leaf_by_slot(const Var& v) { return recorded(0.0, v.index_, v.epoch_); }
+
   /// Expression interface: records `partial` (∂result/∂this) as an operation on this leaf's slot.
   void propagate(Tape& tape, double partial) const {
     if (index_ != kNotRecorded) tape.push_operation(partial, index_, epoch_);
@@ -139,6 +166,8 @@ class Unary : public ExpressionBase {
   void propagate(Tape& tape, double partial) const {
     arg_.propagate(tape, partial * op_.derivative(arg_.value(), value_));
   }
+  const A& arg() const { return arg_; }
+  const Op& op() const { return op_; }
 
  private:
   A arg_;
@@ -161,6 +190,8 @@ class Binary : public ExpressionBase {
     if constexpr (R::leaf_count > 0)
       right_.propagate(tape, partial * Op::d_right(left_.value(), right_.value(), value_));
   }
+  const L& left() const { return left_; }
+  const R& right() const { return right_; }
 
  private:
   L left_;
@@ -169,6 +200,19 @@ class Binary : public ExpressionBase {
 };
 
 namespace detail {
+/// The same expression built again, each Var leaf replaced by leaf(it) (numbers and ops kept).
+template <class E, class F>
+[[gnu::always_inline]] inline E rebuilt(const E& expression, const F& leaf) {
+  if constexpr (std::is_same_v<E, Var>)
+    return leaf(expression);
+  else if constexpr (requires { expression.arg(); })
+    return E(rebuilt(expression.arg(), leaf), expression.op());
+  else if constexpr (requires { expression.left(); })
+    return E(rebuilt(expression.left(), leaf), rebuilt(expression.right(), leaf));
+  else
+    return expression;
+}
+
 template <class T>
 auto as_expression(const T& x) {
   if constexpr (Expression<T>)

@@ -1,18 +1,78 @@
 // Step 3 of the tutorial: ∂L/∂w1 of the 2-2-1 network by the chain rule, next to the tape's.
 // All six weights 1, all biases 0, one sample: Alice, x = (−2, −1), y_true = 1.
+//   --explain     the reverse sweep step by step, and the chain rule to w1 as the tape saw it
+//   --dot FILE    the recorded graph as Graphviz DOT (dot -Tsvg FILE -o graph.svg)
+//   --detect-anomaly   everything recorded under anomaly mode (stops at a NaN or infinity)
 #include <array>
 #include <cmath>
+#include <cstdio>
+#include <optional>
 #include <span>
+#include <string>
 
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include "autodiff/autodiff.hpp"
+#include "nn/atomic_file.hpp"
 #include "tutorial_network.hpp"
 
 using autodiff::Var;
 using tutorial::Params;
 
-int main() {
+// The same network recorded again with every Var named as the tutorial names it, then looked at.
+void seeing_inside(const Params& p, const tutorial::Person& person, double hand, bool explain,
+                   const std::string& dot_file) {
+  autodiff::Tape::active().clear();
+  autodiff::RecordDetails details;  // keeps values, expressions and names for the pictures
+  std::array<Var, 9> w;
+  for (std::size_t i = 0; i < 9; ++i) {
+    w[i] = p[i];
+    autodiff::name(w[i], tutorial::kParamNames[i]);
+  }
+  const Var h1 = sigmoid(w[0] * person.x1 + w[1] * person.x2 + w[6]);
+  const Var h2 = sigmoid(w[2] * person.x1 + w[3] * person.x2 + w[7]);
+  const Var ypred = sigmoid(w[4] * h1 + w[5] * h2 + w[8]);
+  const Var L = (person.y_true - ypred) * (person.y_true - ypred);
+  for (const auto& [v, name] : {std::pair{&h1, "h1"}, {&h2, "h2"}, {&ypred, "ypred"}, {&L, "L"}})
+    autodiff::name(*v, name);
+  L.backward();
+  if (explain) {
+    fmt::print("The reverse sweep, from L down (each input gets local derivative × adjoint):\n");
+    fmt::print("{}\n", autodiff::explain_backward(L).table());
+    fmt::print("The chain rule to w1, as the tape computed it:\n{}",
+               autodiff::chain_rule(L, w[0]).str());
+    fmt::print("       by hand (above): {:.17g}\n\n", hand);
+  }
+  if (!dot_file.empty()) {
+    nn::write_file_atomically(dot_file, autodiff::to_dot(L), "the graph");
+    fmt::print("Wrote the graph of L to {} (render it: dot -Tsvg {} -o graph.svg)\n", dot_file,
+               dot_file);
+  }
+}
+
+void run(bool explain, const std::string& dot_file);
+
+int main(int argc, char** argv) {
+  bool explain = false, detect_anomaly = false;
+  std::string dot_file;
+  CLI::App app{"The tutorial's worked example: dL/dw1 by hand, by the tape, by finite differences"};
+  app.add_flag("--explain", explain, "print the reverse sweep step by step and the chain rule");
+  app.add_option("--dot", dot_file, "write the recorded graph as Graphviz DOT to this file");
+  app.add_flag("--detect-anomaly", detect_anomaly, "record under anomaly mode");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (!dot_file.empty()) nn::check_writable(dot_file, "the graph");
+    std::optional<autodiff::DetectAnomaly> anomaly;
+    if (detect_anomaly) anomaly.emplace();
+    run(explain, dot_file);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "backprop_by_hand: %s\n", error.what());
+    return 1;
+  }
+}
+
+void run(bool explain, const std::string& dot_file) {
   const Params p = {1, 1, 1, 1, 1, 1, 0, 0, 0};  // w1 … w6 = 1, b1 … b3 = 0
   const tutorial::Person alice = tutorial::kPeople[0];
   const double x1 = alice.x1, x2 = alice.x2, y_true = alice.y_true;
@@ -60,4 +120,8 @@ int main() {
   fmt::print("{}", check.table(tutorial::kParamNames));
   fmt::print("max relative difference: tape vs hand {:.3g}, tape vs finite differences {:.3g}\n",
              check.max_hand_rel_error, check.max_rel_error);
+  if (explain || !dot_file.empty()) {
+    fmt::print("\n");
+    seeing_inside(p, alice, hand, explain, dot_file);
+  }
 }

@@ -7,6 +7,7 @@
 // rank on one thread; rank 0 prints and writes the files.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -17,7 +18,9 @@
 #include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
 #include "nn/distributed.hpp"
+#include "nn/inspect.hpp"
 #include "nn/model.hpp"
+#include "nn/plot.hpp"
 #include "nn/serialize.hpp"
 
 using cli_checks::integer_in;
@@ -49,6 +52,8 @@ struct Settings {
   std::string save;        // the trained model
   std::string checkpoint;  // a checkpoint after each epoch
   std::string resume;      // a checkpoint to continue from
+  std::string plot;
+  bool detect_anomaly = false;
 };
 
 // ---- The model ----
@@ -114,6 +119,11 @@ int main(int argc, char** argv) {
   app.add_option("--resume", s.resume,
                  "continue the run saved in this checkpoint; --epochs counts from the run's start")
       ->check(CLI::ExistingFile);
+  app.add_option("--plot", s.plot,
+                 "draw the training curves (loss and accuracy, training and validation) as an SVG "
+                 "chart in this file (checked for writability before training)");
+  app.add_flag("--detect-anomaly", s.detect_anomaly,
+               "stop at the first op whose value or gradient is NaN or infinite, naming it");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -124,6 +134,7 @@ int main(int argc, char** argv) {
     if (main_process && !s.save.empty()) nn::check_writable(s.save, "the model");
     if (main_process && !s.checkpoint.empty() && s.checkpoint.find("{epoch}") == std::string::npos)
       nn::check_writable(s.checkpoint, "the checkpoint");
+    if (main_process && !s.plot.empty()) nn::check_writable(s.plot, "the training plot");
     autodiff::set_blas_threads(s.threads);
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -149,9 +160,16 @@ int main(int argc, char** argv) {
         fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
     }
 
+    std::optional<autodiff::DetectAnomaly> anomaly;  // off by default: then it costs nothing
+    if (s.detect_anomaly) {
+      anomaly.emplace();
+      nn::name_parameters(model.network());  // reports name "0.weight", not "parameter #2"
+    }
     const nn::History history = train(model, train_data, s);
     // The whole run's epochs, those before a resume included.
-    if (main_process && !s.history.empty()) model.progress().history.write_csv(s.history);
+    const nn::History& run = model.progress().history;
+    if (main_process && !s.history.empty()) run.write_csv(s.history);
+    if (main_process && !s.plot.empty()) nn::write_history_svg(run, s.plot, {.title = "MNIST MLP"});
     if (history.diverged) throw std::runtime_error(history.stop_reason);
     if (main_process && !s.save.empty()) nn::save_model(model.network(), s.save);
     const double accuracy = test(model, test_data);  // every rank evaluates its share

@@ -3,16 +3,12 @@
 // then reads exactly as it would a real one. The reader may throw nn::DataError (naming the file);
 // anything else (another exception, a crash, a sanitizer report, a result whose dimensions
 // disagree with its data, more memory than -rss_limit_mb) is a finding.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 
+#include "fuzz_file.hpp"
 #include "nn/data.hpp"
 
 namespace fuzz {
@@ -20,35 +16,6 @@ namespace fuzz {
 // The cap the targets read with: small, so that headers just over it are reached often and a
 // compressed stream that expands past it stays far below -rss_limit_mb.
 inline constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 20;
-
-// One file per process (libFuzzer's -jobs run several), removed when the process exits normally.
-inline const std::string& temp_path() {
-  struct Temp {
-    std::string path;
-    Temp() {
-      const std::filesystem::path dir = std::filesystem::is_directory("/dev/shm")
-                                            ? std::filesystem::path("/dev/shm")
-                                            : std::filesystem::temp_directory_path();
-      path = (dir / ("autodiff-fuzz-idx-" + std::to_string(::getpid()))).string();
-    }
-    ~Temp() { std::remove(path.c_str()); }
-  };
-  static const Temp temp;
-  return temp.path;
-}
-
-inline void write_file(const std::string& path, const std::uint8_t* data, std::size_t size) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f || (size > 0 && std::fwrite(data, 1, size, f) != size) || std::fclose(f) != 0) {
-    std::perror(path.c_str());
-    std::abort();
-  }
-}
-
-[[noreturn]] inline void finding(const char* what) {
-  std::fprintf(stderr, "finding: %s\n", what);
-  std::abort();
-}
 
 // Reads `path` (holding `file_size` bytes) and checks what came back.
 inline void read_and_check(const std::string& path, std::size_t file_size, bool compressed) {

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/inspect/notes.hpp"
+
 namespace nn {
 
 const char* to_string(Activation activation) {
@@ -60,26 +62,30 @@ Dense::Dense(std::int64_t in, std::int64_t out, Activation activation, DenseOpti
     : activation_(activation) {
   weight_ = &register_parameter("weight", dense_weights_shape(in, out));
   bias_ = &register_parameter("bias", {out});
-  std::mt19937_64 rng(options.seed);
-  const double fan_in = double(in), fan_out = double(out);
-  switch (options.init) {
+  initialize_weights(weight_->value, options.init, double(in), double(out), options.seed);
+} catch (const std::bad_alloc&) {
+  throw std::length_error(fmt::format(
+      "Dense({} → {}): not enough memory for {} weights and their gradients", in, out, in * out));
+}
+
+void initialize_weights(std::vector<float>& weights, Init init, double fan_in, double fan_out,
+                        std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  switch (init) {
     case Init::GlorotUniform:
     case Init::HeUniform: {
-      const double limit = options.init == Init::GlorotUniform ? std::sqrt(6.0 / (fan_in + fan_out))
-                                                               : std::sqrt(6.0 / fan_in);
+      const double limit = init == Init::GlorotUniform ? std::sqrt(6.0 / (fan_in + fan_out))
+                                                       : std::sqrt(6.0 / fan_in);
       std::uniform_real_distribution<float> uniform(float(-limit), float(limit));
-      for (float& w : weight_->value) w = uniform(rng);
+      for (float& w : weights) w = uniform(rng);
       break;
     }
     case Init::HeNormal: {
       std::normal_distribution<float> normal(0.0f, float(std::sqrt(2.0 / fan_in)));
-      for (float& w : weight_->value) w = normal(rng);
+      for (float& w : weights) w = normal(rng);
       break;
     }
   }
-} catch (const std::bad_alloc&) {
-  throw std::length_error(fmt::format(
-      "Dense({} → {}): not enough memory for {} weights and their gradients", in, out, in * out));
 }
 
 Tensor<float> Dense::forward(const Tensor<float>& x) {
@@ -92,6 +98,13 @@ Tensor<float> Dense::forward(const Tensor<float>& x) {
 
 Tensor<float> Sequential::forward(const Tensor<float>& x) {
   Tensor<float> y = x;
+  if (autodiff::Tape::active().notes()) [[unlikely]] {  // inspected: each layer's ops labelled
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const autodiff::Label label(child_name(i) + " " + layers_[i]->describe());
+      y = layers_[i]->forward(y);
+    }
+    return y;
+  }
   for (auto& layer : layers_) y = layer->forward(y);
   return y;
 }

@@ -21,6 +21,11 @@ enum class Init {
   HeNormal,       // N(0, 2 / fan_in)
 };
 
+/// Fills a layer's weights as `init` says, for the given fans (Dense: in and out; Conv2D:
+/// kh·kw·in and kh·kw·filters), reproducibly from `seed`.
+void initialize_weights(std::vector<float>& weights, Init init, double fan_in, double fan_out,
+                        std::uint64_t seed);
+
 struct DenseOptions {
   Init init = Init::GlorotUniform;
   std::uint64_t seed = 1;  // weights are reproducible from it; biases start at 0

@@ -1,5 +1,6 @@
 #include "nn/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -23,6 +24,10 @@ Metric accuracy() {
     const auto p = y_pred.data(), t = y_true.data();
     std::int64_t correct = 0;
     for (std::int64_t r = 0; r < rows; ++r) {
+      // A row with a NaN predicts nothing: never counted as right, whatever its target.
+      if (std::any_of(p.begin() + r * pred_width, p.begin() + (r + 1) * pred_width,
+                      [](float v) { return std::isnan(v); }))
+        continue;
       if (pred_width == 1 && true_width == 1) {
         correct += (p[r] > 0.5f) == (t[r] > 0.5f);
         continue;

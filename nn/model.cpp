@@ -160,8 +160,12 @@ double accuracy(std::span<const std::int32_t> labels, const Tensor<float>& y_pre
                                             labels.size(), y_pred.shape().str()));
   if (labels.empty()) return 0.0;
   const auto predicted = argmax(y_pred, -1).data();
+  const auto values = y_pred.data();
+  const std::size_t width = static_cast<std::size_t>(y_pred.shape()[1]);
   std::int64_t correct = 0;
-  for (std::size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == float(labels[i]);
+  for (std::size_t i = 0; i < labels.size(); ++i)  // argmax picks a NaN: that row is not right
+    correct += predicted[i] == float(labels[i]) &&
+               !std::isnan(values[i * width + std::size_t(predicted[i])]);
   return double(correct) / double(labels.size());
 }
 

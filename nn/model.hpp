@@ -20,6 +20,7 @@
 
 #include "nn/callbacks.hpp"
 #include "nn/communicator.hpp"
+#include "nn/conv_layers.hpp"
 #include "nn/data.hpp"
 #include "nn/data_parallel.hpp"
 #include "nn/layers.hpp"

@@ -211,6 +211,29 @@ void write_safetensors(const std::string& path, const TensorFile& file, std::str
   write_file_atomically(path, encode_safetensors(file), what);
 }
 
+std::size_t json_nesting(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 TensorFile parse_safetensors(std::string_view bytes, std::string source) {
   if (bytes.size() < 8)
     fail(source, fmt::format("not a safetensors file: {} bytes, less than the 8-byte header length",
@@ -226,6 +249,10 @@ TensorFile parse_safetensors(std::string_view bytes, std::string source) {
                              bytes.size() - 8));
   const std::string_view text = bytes.substr(8, header_bytes);
   const std::string_view data = bytes.substr(8 + header_bytes);
+  // Before parsing: messages quote parts of the header with dump(), which recurses per level.
+  if (json_nesting(text, kSafetensorsMaxNesting) > kSafetensorsMaxNesting)
+    fail(source, fmt::format("the header nests arrays or objects more than {} deep",
+                             kSafetensorsMaxNesting));
 
   // Duplicate names would silently replace each other in the parsed object: caught as parsed.
   std::set<std::string> seen;

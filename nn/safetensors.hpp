@@ -92,4 +92,11 @@ TensorFile parse_safetensors(std::string_view bytes, std::string source);
 /// Reads `path` whole and parses it; throws DataError naming the file.
 TensorFile read_safetensors(const std::string& path);
 
+/// How deeply the arrays and objects of JSON `text` nest (strings skipped), counting no further
+/// than `limit` + 1. Checked before parsing untrusted JSON: nlohmann parses any depth without
+/// recursion, but dump() and comparisons recurse once per level.
+std::size_t json_nesting(std::string_view text, std::size_t limit);
+/// The deepest header parse_safetensors accepts: a valid one nests 3 deep.
+inline constexpr std::size_t kSafetensorsMaxNesting = 8;
+
 }  // namespace nn

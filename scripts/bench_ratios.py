@@ -16,8 +16,11 @@ import sys
 PAIRS = [
     ("B1_tape", "B1_hand", 2.0),
     ("B2_tape_gradient", "B2_function", 3.0),
+    ("B3_hvp", "B2_tape_gradient", 2.5),
     ("MLP_step/1", "MLP_floor/1", 1.3),
     ("MLP_step/2", "MLP_floor/2", 1.3),
+    ("CNN_step/1", "CNN_floor/1", 1.4),
+    ("CNN_step/2", "CNN_floor/2", 1.4),
 ]
 COUNTERS = ("ns_per_step", "tape_bytes_per_op", "tape_bytes_per_elementary_op")
 

@@ -3,7 +3,8 @@
 # runs each for SECONDS (default 60), one after the other, memory-limited, then prints each one's
 # executions, coverage and corpus size. Exits non-zero if any target found something: the input
 # is then in build-fuzz/artifacts/TARGET/ (reproduce with build-fuzz/fuzz/TARGET FILE).
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      (targets: fuzz_idx_raw fuzz_idx_gz; default both)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+# (targets: fuzz_idx_raw fuzz_idx_gz fuzz_safetensors; default all, one after the other)
 # Needs Debian's clang and libclang-rt-14-dev. The seed corpora in fuzz/corpus/ are read, never
 # written: what a run learns stays in build-fuzz/corpus/ and seeds the next run.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_idx_raw fuzz_idx_gz)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_idx_raw fuzz_idx_gz fuzz_safetensors)
 dir=build-fuzz
 
 if ! command -v clang++ >/dev/null; then
@@ -39,9 +40,11 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   echo "== $target: ${seconds}s"
   code=0
+  dict=()  # the format's words, where the target has a dictionary
+  [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
   # -max_total_time ends the run; timeout is the backstop should the target hang.
   timeout --kill-after=30 $((seconds + 120)) "$dir/fuzz/$target" -rss_limit_mb=512 -timeout=10 \
-    -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$artifacts" \
+    -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$artifacts" "${dict[@]}" \
     "$corpus" "fuzz/corpus/$target" >"$log" 2>&1 || code=$?
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

@@ -3,7 +3,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -306,6 +309,39 @@ TEST_CASE("custom_model: a user's residual module, named parameters, trained wit
   CHECK(accuracy > 0.92);
 }
 
+TEST_CASE("mnist_cnn: a short run of Keras's convnet recipe on the shipped data") {
+  const std::string history = "mnist_cnn_history_test.csv";
+  const auto lines = lines_of(run(
+      "mnist_cnn --epochs 2 --train-images 1000 --batch-size 32 --threads 2 --history " + history));
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0].find("1000 training and 2000 test images; 34826 parameters; 2 threads") !=
+        std::string::npos);
+  CHECK(lines[1] == "Epoch 1/2");
+  CHECK(lines[4].rfind("29/29 [==============================] - ", 0) == 0);
+  CHECK(lines[4].find(" - val_accuracy: ") != std::string::npos);
+  REQUIRE(lines.back().rfind("Test accuracy: ", 0) == 0);
+  const double accuracy = std::stod(lines.back().substr(15));
+  MESSAGE("mnist_cnn, 2 epochs on 900 images: test accuracy ", accuracy);
+  CHECK(accuracy >= 0.7);  // 0.813 at the default seed; chance is 0.1
+  std::FILE* csv = std::fopen(history.c_str(), "r");
+  REQUIRE(csv != nullptr);
+  int rows = 0;
+  for (char row[256]; std::fgets(row, sizeof row, csv);) ++rows;
+  std::fclose(csv);
+  std::remove(history.c_str());
+  CHECK(rows == 3);  // the header and two epochs
+
+  const std::string help = run("mnist_cnn --help");
+  for (const char* option : {"--data", "--epochs", "--batch-size", "--lr", "--seed", "--threads",
+                             "--history", "--train-images"})
+    CHECK(help.find(option) != std::string::npos);
+  CHECK(
+      run("mnist_cnn --threads 0", 105).find("--threads: must be an integer in [1, 256], got 0") !=
+      std::string::npos);
+  CHECK(run("mnist_cnn --data /nonexistent-dir", 1).find("mnist_cnn: /nonexistent-dir: ") !=
+        std::string::npos);
+}
+
 // ---- Issue #8: model files from the command line ----
 
 namespace {
@@ -366,4 +402,62 @@ TEST_CASE("mnist_mlp --resume and predict: bad files are clear errors") {
   CHECK(run("mnist_mlp --epochs 1 --hidden 16 --resume " + (dir / "two.ckpt"), 1)
             .find("fit: epochs is 1, expected ≥ initial_epoch (2)") != std::string::npos);
   CHECK(run("predict", 106).find("--model is required") != std::string::npos);
+}
+
+// ---- Seeing inside (#11) ----
+
+TEST_CASE("backprop_by_hand --explain: the sweep step by step, the chain rule next to the hand's") {
+  const std::string out = run("backprop_by_hand --explain --detect-anomaly");
+  CHECK(out.find("   1  L      (1 - ypred)*(1 - ypred)") != std::string::npos);
+  CHECK(out.find("∂L/∂w1 = ∂L/∂ypred × ∂ypred/∂h1 × ∂h1/∂w1\n"
+                 "       = -0.95260965183200064 × 0.24943853872512897 × -0.090353319461824275\n"
+                 "       = 0.021469535265811111\n"
+                 "       by hand (above): 0.021469535265811111\n") != std::string::npos);
+  CHECK(out.find("gradient of w1: 0.021469535265811111") != std::string::npos);
+}
+
+TEST_CASE("backprop_by_hand --dot: the worked example's graph, rendered when graphviz is here") {
+  testing::TempDir dir;
+  const std::string dot_file = dir / "alice.dot";
+  const std::string out = run("backprop_by_hand --dot " + dot_file);
+  CHECK(out.find("Wrote the graph of L to " + dot_file) != std::string::npos);
+  std::ifstream in(dot_file);
+  const std::string dot((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(dot.rfind("digraph autodiff {", 0) == 0);
+  int boxes = 0, arrows = 0;
+  for (const std::string& line : lines_of(dot)) {
+    if (line.rfind("  n", 0) == 0 && line.find(" -> ") != std::string::npos)
+      ++arrows;
+    else if (line.rfind("  n", 0) == 0 && line.find("[label=") != std::string::npos)
+      ++boxes;
+  }
+  CHECK(boxes == 13);  // w1 … b3, h1, h2, ypred, L
+  CHECK(arrows == 12);
+  CHECK(dot.find("h1\\nsigmoid(w1*(-2) + w2*(-1) + b1)\\nvalue 0.0474259") != std::string::npos);
+  CHECK(dot.find("w1\\nvalue 1\\ngrad 0.0214695") != std::string::npos);
+  if (std::system("command -v dot > /dev/null 2>&1") == 0) {
+    const std::string svg = dir / "alice.svg";
+    CHECK(std::system(("dot -Tsvg " + dot_file + " -o " + svg).c_str()) == 0);
+    std::ifstream rendered(svg);
+    const std::string text((std::istreambuf_iterator<char>(rendered)),
+                           std::istreambuf_iterator<char>());
+    CHECK(text.find("<svg") != std::string::npos);
+    CHECK(text.find("ypred") != std::string::npos);
+  } else {
+    MESSAGE("graphviz's dot is not installed: the graph is checked by its structure only");
+  }
+  run("backprop_by_hand --dot " + (dir / "missing/alice.dot"), 1);
+}
+
+TEST_CASE("mnist_mlp --plot and --detect-anomaly: the chart is written, the run unchanged") {
+  testing::TempDir dir;
+  const std::string plot = dir / "curves.svg";
+  const std::string out = run("mnist_mlp --epochs 1 --detect-anomaly --plot " + plot);
+  CHECK(out.find("Test accuracy: 0.9") != std::string::npos);
+  std::ifstream in(plot);
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(svg.find("<polyline data-series=\"val_accuracy\"") != std::string::npos);
+  const std::string bad = run("mnist_mlp --epochs 1 --plot " + (dir / "missing/curves.svg"), 1);
+  CHECK(bad.find("cannot write the training plot") != std::string::npos);
+  CHECK(bad.find("Epoch 1/1") == std::string::npos);  // checked before training
 }

@@ -418,3 +418,23 @@ TEST_CASE("buffers: saved and loaded with the weights, never given to an optimiz
                                          "\"norm.moving_mean\""),
                        nn::DataError);
 }
+
+TEST_CASE("hostile JSON: nesting is refused before anything recurses over it") {
+  testing::TempDir dir;
+  CHECK(nn::json_nesting(R"({"a":[1,{"b":"[[[[[["}],"c":"\"{"})", 100) == 3);
+  CHECK(nn::json_nesting(std::string(1000, '['), 10) == 11);  // stops counting past the limit
+  // A header of 100,000 nested arrays in a shape.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string header = R"({"w":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,0]}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[std::size_t(i)] = char((header.size() >> (8 * i)) & 0xff);
+  CHECK_THROWS_WITH_AS(nn::parse_safetensors(bytes + header, "deep"),
+                       "deep: the header nests arrays or objects more than 8 deep", nn::DataError);
+  // An architecture string nested as deep.
+  nn::TensorFile file;
+  file.metadata = {{"format", "autodiff"}, {"format_version", "1"}, {"architecture", deep}};
+  nn::write_safetensors(dir / "a.safetensors", file);
+  CHECK_THROWS_WITH_AS(
+      nn::load_model(dir / "a.safetensors"),
+      doctest::Contains("the metadata's \"architecture\" nests more than 512 deep"), nn::DataError);
+}

@@ -99,6 +99,8 @@ Var to_var(const Tensor<T>& x) {
   const Index slot = tape.new_leaf();
   static_cast<ToVar*>(y.node("to_var").op)->slot = slot;
   tape.node(y.id()).scalar_output = slot;
+  if (tape.notes()) [[unlikely]]  // inspected: the Var's value, for what is computed from it
+    detail::note_leaf(tape, slot, value);
   return Var::recorded(value, slot, tape.epoch());
 }
 

@@ -42,6 +42,9 @@
 #include "autodiff/tensor/tensor.hpp"
 
 namespace autodiff {
+namespace detail {
+void note_tensor_op(Tape& tape, std::uint32_t id);  // autodiff/inspect/notes.cpp
+}  // namespace detail
 
 /// A view of one tensor's values and shape.
 template <class T>
@@ -196,7 +199,10 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   coarse.grad_bytes = static_cast<std::size_t>(shape.size()) * sizeof(T);
   if constexpr (kDifferentiable)
     if (recorded) coarse.backward = &run_backward<Op, T, N>;
-  return Tensor<T>::wrap(tape.push_node(coarse), tape.epoch());
+  const std::uint32_t id = tape.push_node(coarse);
+  if (tape.notes()) [[unlikely]]  // inspected: labels, and the anomaly check of the output
+    note_tensor_op(tape, id);
+  return Tensor<T>::wrap(id, tape.epoch());
 }
 
 }  // namespace detail

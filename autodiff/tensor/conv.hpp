@@ -1,0 +1,242 @@
+#pragma once
+// Convolution over images in NHWC layout (batch, height, width, channels), as Keras lays them
+// out, lowered to the BLAS GEMM of linalg.hpp by im2col: each output pixel's receptive field
+// becomes one row of a patch matrix P, (pixels, kh·kw·c), and the convolution is P·W with the
+// kernel W seen as (kh·kw·c, filters) — Keras's (kh, kw, c, filters) kernel, row-major, is exactly
+// that matrix. Backward: dW += Pᵀ·dY, db += Σ dY, and dP = dY·Wᵀ scattered back onto the input
+// (col2im).
+//
+// The batch is split across threads (parallel.hpp), and each thread walks its images a few at a
+// time, so that a block's patch rows stay in cache between im2col and its GEMMs. The patches are
+// not kept for backward: it rebuilds them block by block (a copy, cheaper than storing and
+// re-reading 18 MB per step). Scratch comes from the tape's arena; nothing is heap-allocated.
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "autodiff/parallel.hpp"
+#include "autodiff/tensor/linalg.hpp"
+#include "autodiff/tensor/op.hpp"
+
+namespace autodiff {
+
+/// Keras's padding: "valid" (no padding: out = ⌊(in − k)/s⌋ + 1) or "same" (out = ⌈in/s⌉, the
+/// input padded with zeros, the odd one at the bottom and right).
+enum class Padding : std::uint8_t { Valid, Same };
+const char* to_string(Padding padding);
+
+/// A 2-D sliding window: kernel (or pool) size and strides, and the padding rule.
+struct Window2D {
+  std::int64_t height = 1, width = 1;
+  std::int64_t stride_h = 1, stride_w = 1;
+  Padding padding = Padding::Valid;
+};
+
+namespace detail {
+
+/// Where a window lands along one axis: the output length, and the padding before the input.
+struct AxisPlan {
+  std::int64_t out = 0, pad_before = 0;
+};
+AxisPlan plan_axis(std::int64_t in, std::int64_t kernel, std::int64_t stride, Padding padding,
+                   const char* op, const char* axis);
+
+/// The geometry of a windowed op on an NHWC input: the input (n, h, w, c), the window, the output
+/// (out_h, out_w), and the padding at the top and left.
+struct Geometry2D {
+  std::int64_t batch, in_h, in_w, channels;
+  std::int64_t kernel_h, kernel_w, stride_h, stride_w;
+  std::int64_t out_h, out_w, pad_top, pad_left;
+  std::int64_t in_pixels() const { return in_h * in_w; }
+  std::int64_t out_pixels() const { return out_h * out_w; }
+};
+/// Checks that x is (n, h, w, c) and that the window fits it (naming the op).
+Geometry2D plan_window(const Shape& x, const Window2D& window, const char* op);
+
+/// The kernel columns [begin, end) of output column ow that fall on real input pixels.
+struct ColumnSpan {
+  std::int64_t begin, end;
+};
+inline ColumnSpan real_columns(const Geometry2D& g, std::int64_t ow) {
+  const std::int64_t left = ow * g.stride_w - g.pad_left;  // input column of kernel column 0
+  return {std::clamp<std::int64_t>(-left, 0, g.kernel_w),
+          std::clamp<std::int64_t>(g.in_w - left, 0, g.kernel_w)};
+}
+
+/// Patch rows of images [first, last) of x (NHWC) into p: one row of kh·kw·c values per output
+/// pixel, (kh, kw, c) in order, zeros where the window hangs over the padding. In NHWC the kw·c
+/// values of one kernel row are contiguous in the input: each is one copy.
+template <class T>
+void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t last, T* p) {
+  const std::int64_t c = g.channels, kernel_row = g.kernel_w * c, row = g.kernel_h * kernel_row;
+  for (std::int64_t n = first; n < last; ++n) {
+    const T* image = x + n * g.in_pixels() * c;
+    for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+      for (std::int64_t ow = 0; ow < g.out_w; ++ow, p += row) {
+        const auto [begin, end] = real_columns(g, ow);
+        const std::int64_t left = ow * g.stride_w - g.pad_left;
+        for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+          T* out = p + kh * kernel_row;
+          const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
+          if (ih < 0 || ih >= g.in_h || begin >= end) {
+            std::fill_n(out, kernel_row, T(0));
+            continue;
+          }
+          std::fill_n(out, begin * c, T(0));
+          const T* in = image + (ih * g.in_w + left + begin) * c;
+          for (std::int64_t i = 0; i < (end - begin) * c; ++i) out[begin * c + i] = in[i];
+          std::fill_n(out + end * c, (g.kernel_w - end) * c, T(0));
+        }
+      }
+  }
+}
+
+/// The reverse of im2col: adds each patch row of images [first, last) back onto gx.
+template <class T>
+void col2im_add(const Geometry2D& g, const T* p, std::int64_t first, std::int64_t last, T* gx) {
+  const std::int64_t c = g.channels, kernel_row = g.kernel_w * c, row = g.kernel_h * kernel_row;
+  for (std::int64_t n = first; n < last; ++n) {
+    T* image = gx + n * g.in_pixels() * c;
+    for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+      for (std::int64_t ow = 0; ow < g.out_w; ++ow, p += row) {
+        const auto [begin, end] = real_columns(g, ow);
+        const std::int64_t left = ow * g.stride_w - g.pad_left;
+        for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+          const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
+          if (ih < 0 || ih >= g.in_h) continue;
+          const T* in = p + kh * kernel_row + begin * c;
+          T* target = image + (ih * g.in_w + left + begin) * c;
+          for (std::int64_t i = 0; i < (end - begin) * c; ++i) target[i] += in[i];
+        }
+      }
+  }
+}
+
+/// Images per block: enough patch rows for an efficient GEMM, few enough to stay in cache.
+inline std::int64_t images_per_block(const Geometry2D& g) {
+  constexpr std::int64_t kBlockRows = 512;
+  return std::max<std::int64_t>(1, kBlockRows / std::max<std::int64_t>(1, g.out_pixels()));
+}
+
+}  // namespace detail
+
+/// y = act(conv(x, w) + b) on NHWC images: x (n, h, w, c), w (kh, kw, c, filters), b (filters,)
+/// (optional: two inputs mean no bias), y (n, out_h, out_w, filters). `relu` fuses the ReLU that
+/// Keras's Conv2D(…, activation="relu") applies (its backward then masks by y > 0).
+struct Conv2D {
+  static constexpr const char* name = "conv2d";
+  std::int64_t stride_h = 1, stride_w = 1;
+  Padding padding = Padding::Valid;
+  bool relu = false;
+
+  detail::Geometry2D geometry(const Shape& x, const Shape& w) const;
+  Shape output_shape(const Shape& x, const Shape& w) const;
+  Shape output_shape(const Shape& x, const Shape& w, const Shape& b) const;
+
+  template <class T, int N>
+  void forward(OpContext<T, N>& ctx) const {
+    const auto x = ctx.input(0), w = ctx.input(1);
+    const T* bias = N == 3 ? ctx.input(N - 1).data : nullptr;
+    const auto y = ctx.output();
+    const detail::Geometry2D g = geometry(x.shape, w.shape);
+    const std::int64_t filters = w.shape[3], row = g.kernel_h * g.kernel_w * g.channels;
+    const std::int64_t block = detail::images_per_block(g), pixels = g.out_pixels();
+    T* patches = ctx.template scratch<T>(threads() * block * pixels * row);
+    parallel_parts(g.batch, [&](int part, std::int64_t first, std::int64_t last) {
+      T* mine = patches + part * block * pixels * row;
+      for (std::int64_t n = first; n < last; n += block) {
+        const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
+        detail::im2col(g, x.data, n, end, mine);
+        T* out = y.data + n * pixels * filters;
+        detail::gemm(false, false, rows, filters, row, mine, w.data, false, out);
+        finish_rows(out, rows, filters, bias);
+      }
+    });
+  }
+
+  template <class T, int N>
+  void backward(OpContext<T, N>& ctx) const {
+    const auto x = ctx.input(0), w = ctx.input(1);
+    const auto y = ctx.output();
+    const auto gy = ctx.output_grad();
+    const auto gx = ctx.input_grad(0), gw = ctx.input_grad(1);
+    const TensorView<T> gb = N == 3 ? ctx.input_grad(N - 1) : TensorView<T>{};
+    const detail::Geometry2D g = geometry(x.shape, w.shape);
+    const std::int64_t filters = w.shape[3], row = g.kernel_h * g.kernel_w * g.channels;
+    const std::int64_t block = detail::images_per_block(g), pixels = g.out_pixels();
+    const std::int64_t slots = threads(), block_rows = block * pixels;
+    // Per thread: a block of patches, of their gradient, of the output's gradient after the ReLU
+    // mask, and its own sums for dW and db (added up in thread order at the end).
+    const std::int64_t per_slot =
+        block_rows * row * 2 + block_rows * filters + row * filters + filters;
+    T* scratch = ctx.template scratch<T>(slots * per_slot);
+    const std::int64_t sums_at = block_rows * row * 2 + block_rows * filters;
+    for (std::int64_t s = 0; s < slots; ++s)
+      std::fill_n(scratch + s * per_slot + sums_at, row * filters + filters, T(0));
+    parallel_parts(g.batch, [&](int part, std::int64_t first, std::int64_t last) {
+      T* patches = scratch + part * per_slot;
+      T* d_patches = patches + block_rows * row;
+      T* d_out = d_patches + block_rows * row;
+      T* d_w = d_out + block_rows * filters;
+      T* d_b = d_w + row * filters;
+      for (std::int64_t n = first; n < last; n += block) {
+        const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
+        const T* g_rows = gy.data + n * pixels * filters;
+        const T* y_rows = y.data + n * pixels * filters;
+        for (std::int64_t r = 0; r < rows; ++r) {  // the ReLU's mask, and db's sums
+          const std::int64_t at = r * filters;
+          for (std::int64_t f = 0; f < filters; ++f) {
+            const T v = relu && !(y_rows[at + f] > T(0)) ? T(0) : g_rows[at + f];
+            d_out[at + f] = v;
+            d_b[f] += v;
+          }
+        }
+        if (gw) {
+          detail::im2col(g, x.data, n, end, patches);
+          detail::gemm(true, false, row, filters, rows, patches, d_out, true, d_w);
+        }
+        if (gx) {
+          detail::gemm(false, true, rows, row, filters, d_out, w.data, false, d_patches);
+          detail::col2im_add(g, d_patches, n, end, gx.data);
+        }
+      }
+    });
+    for (std::int64_t s = 0; s < slots; ++s) {
+      const T* d_w = scratch + s * per_slot + sums_at;
+      if (gw)
+        for (std::int64_t i = 0; i < row * filters; ++i) gw[i] += d_w[i];
+      if (gb)
+        for (std::int64_t f = 0; f < filters; ++f) gb[f] += d_w[row * filters + f];
+    }
+  }
+
+ private:
+  template <class T>
+  void finish_rows(T* out, std::int64_t rows, std::int64_t filters, const T* bias) const {
+    for (std::int64_t r = 0; r < rows; ++r, out += filters) {
+      if (bias)
+        for (std::int64_t f = 0; f < filters; ++f) out[f] += bias[f];
+      if (relu)
+        for (std::int64_t f = 0; f < filters; ++f) out[f] = std::max(out[f], T(0));
+    }
+  }
+};
+
+/// Keras's Conv2D: x (n, h, w, c) ⋆ kernel (kh, kw, c, filters) + bias (filters,).
+template <TensorElement T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& kernel, const Tensor<T>& bias,
+                 std::int64_t stride_h = 1, std::int64_t stride_w = 1,
+                 Padding padding = Padding::Valid, bool relu = false) {
+  return apply(Conv2D{stride_h, stride_w, padding, relu}, x, kernel, bias);
+}
+/// Without bias.
+template <TensorElement T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& kernel, std::int64_t stride_h = 1,
+                 std::int64_t stride_w = 1, Padding padding = Padding::Valid, bool relu = false) {
+  return apply(Conv2D{stride_h, stride_w, padding, relu}, x, kernel);
+}
+
+}  // namespace autodiff

@@ -1,0 +1,205 @@
+#pragma once
+// Dropout and batch normalisation, the two layers whose training pass differs from inference.
+// Both split their work over threads (parallel.hpp); neither keeps more than a few numbers per
+// channel for backward.
+
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "autodiff/parallel.hpp"
+#include "autodiff/tensor/op.hpp"
+
+namespace autodiff {
+
+namespace detail {
+/// SplitMix64: a 64-bit hash good enough to be a counter-based random stream (element i of the
+/// stream seeded s is mix(s + i·γ)), so that any part of a mask can be drawn on any thread.
+constexpr std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+/// The 53-bit threshold below which dropout drops an element: rate · 2⁵³.
+inline std::uint64_t dropout_threshold(double rate) {
+  return static_cast<std::uint64_t>(rate * 0x1.0p53);
+}
+/// Whether dropout keeps element i of the mask seeded `seed` (probability 1 − rate).
+inline bool dropout_keeps(std::uint64_t seed, std::int64_t i, std::uint64_t threshold) {
+  const std::uint64_t bits = mix64(seed + static_cast<std::uint64_t>(i) * 0x9e3779b97f4a7c15ULL);
+  return (bits >> 11) >= threshold;
+}
+}  // namespace detail
+
+/// Inverted dropout: each element is kept with probability 1 − rate and scaled by 1/(1 − rate),
+/// or set to 0; backward masks the gradient the same way. The mask is a function of the seed and
+/// the element's index alone, so backward draws it again instead of storing it, and it does not
+/// depend on the thread count.
+struct Dropout {
+  static constexpr const char* name = "dropout";
+  double rate = 0.5;
+  std::uint64_t seed = 0;
+  Shape output_shape(const Shape& x) const {
+    if (!(rate >= 0.0 && rate < 1.0))
+      throw std::invalid_argument(fmt::format("dropout: rate {}, expected in [0, 1)", rate));
+    return x;
+  }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const T scale = T(1.0 / (1.0 - rate));
+    const std::uint64_t threshold = detail::dropout_threshold(rate);
+    parallel_for(
+        y.size(),
+        [&](std::int64_t first, std::int64_t last) {
+          for (std::int64_t i = first; i < last; ++i)
+            y[i] = detail::dropout_keeps(seed, i, threshold) ? x[i] * scale : T(0);
+        },
+        kGrain);
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    const auto g = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    const T scale = T(1.0 / (1.0 - rate));
+    const std::uint64_t threshold = detail::dropout_threshold(rate);
+    parallel_for(
+        g.size(),
+        [&](std::int64_t first, std::int64_t last) {
+          for (std::int64_t i = first; i < last; ++i)
+            if (detail::dropout_keeps(seed, i, threshold)) gx[i] += g[i] * scale;
+        },
+        kGrain);
+  }
+  static constexpr std::int64_t kGrain = 16'384;  // below this, one thread is faster
+};
+
+/// Batch normalisation in training mode over the last axis (channels): with the batch's mean μ
+/// and biased variance σ² per channel, taken over every other axis (m values each),
+/// x̂ = (x − μ)/√(σ² + ε) and y = γ·x̂ + β. Backward (per channel, sums over the m values):
+/// dγ += Σ g·x̂, dβ += Σ g, dx += γ/√(σ² + ε) · (g − Σg/m − x̂·Σ(g·x̂)/m).
+/// When `mean_out` / `variance_out` are set (arrays of the channels, of the tensor's element
+/// type), forward writes μ and σ² there, for the moving averages of a layer.
+struct BatchNorm {
+  static constexpr const char* name = "batch_norm";
+  double epsilon = 1e-3;
+  void* mean_out = nullptr;
+  void* variance_out = nullptr;
+  const void* saved = nullptr;  // forward's μ and 1/√(σ² + ε), per channel, for backward
+
+  Shape output_shape(const Shape& x, const Shape& gamma, const Shape& beta) const {
+    if (x.rank() < 2 || gamma.rank() != 1 || !(gamma == beta) || gamma[0] != x[x.rank() - 1] ||
+        x.size() == 0)
+      throw std::invalid_argument(fmt::format(
+          "batch_norm: input {}, gamma {}, beta {}: expected a non-empty input (…, channels) and "
+          "gamma and beta of shape (channels,)",
+          x.str(), gamma.str(), beta.str()));
+    if (!(epsilon > 0.0))
+      throw std::invalid_argument(fmt::format("batch_norm: epsilon {}, expected > 0", epsilon));
+    return x;
+  }
+
+  template <class T>
+  void forward(OpContext<T, 3>& ctx) {
+    const auto x = ctx.input(0), gamma = ctx.input(1), beta = ctx.input(2);
+    const auto y = ctx.output();
+    const std::int64_t c = gamma.shape[0], rows = x.size() / c;
+    // Per thread: its sums for the mean, then for the variance (double: m can be large).
+    const int parts = threads();
+    double* sums = ctx.template scratch<double>(parts * c);
+    std::fill_n(sums, parts * c, 0.0);
+    parallel_parts(rows, [&](int part, std::int64_t first, std::int64_t last) {
+      double* s = sums + part * c;
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k) s[k] += double(x[r * c + k]);
+    });
+    T* stats = ctx.template scratch<T>(2 * c);  // μ, then 1/√(σ² + ε)
+    for (std::int64_t k = 0; k < c; ++k) {
+      double total = 0;
+      for (int p = 0; p < parts; ++p) total += sums[p * c + k];
+      stats[k] = T(total / double(rows));
+    }
+    std::fill_n(sums, parts * c, 0.0);
+    parallel_parts(rows, [&](int part, std::int64_t first, std::int64_t last) {
+      double* s = sums + part * c;
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k) {
+          const double d = double(x[r * c + k]) - double(stats[k]);
+          s[k] += d * d;
+        }
+    });
+    for (std::int64_t k = 0; k < c; ++k) {
+      double total = 0;
+      for (int p = 0; p < parts; ++p) total += sums[p * c + k];
+      const double variance = total / double(rows);
+      stats[c + k] = T(1.0 / std::sqrt(variance + epsilon));
+      if (mean_out) static_cast<T*>(mean_out)[k] = stats[k];
+      if (variance_out) static_cast<T*>(variance_out)[k] = T(variance);
+    }
+    parallel_for(rows, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k)
+          y[r * c + k] = gamma[k] * (x[r * c + k] - stats[k]) * stats[c + k] + beta[k];
+    });
+    saved = stats;
+  }
+
+  template <class T>
+  void backward(OpContext<T, 3>& ctx) const {
+    const auto x = ctx.input(0), gamma = ctx.input(1);
+    const auto g = ctx.output_grad();
+    const auto gx = ctx.input_grad(0), g_gamma = ctx.input_grad(1), g_beta = ctx.input_grad(2);
+    const std::int64_t c = gamma.shape[0], rows = x.size() / c;
+    const T* mean = static_cast<const T*>(saved);
+    const T* inv_std = mean + c;
+    const int parts = threads();
+    T* sums = ctx.template scratch<T>(2 * parts * c + 2 * c);  // per part Σg, Σg·x̂; then totals
+    std::fill_n(sums, 2 * parts * c, T(0));
+    parallel_parts(rows, [&](int part, std::int64_t first, std::int64_t last) {
+      T* s = sums + 2 * part * c;
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k) {
+          s[k] += g[r * c + k];
+          s[c + k] += g[r * c + k] * (x[r * c + k] - mean[k]) * inv_std[k];
+        }
+    });
+    T* sum_g = sums + 2 * parts * c;
+    T* sum_gx = sum_g + c;
+    for (std::int64_t k = 0; k < c; ++k) {
+      sum_g[k] = sum_gx[k] = T(0);
+      for (int p = 0; p < parts; ++p) {
+        sum_g[k] += sums[2 * p * c + k];
+        sum_gx[k] += sums[2 * p * c + c + k];
+      }
+      if (g_gamma) g_gamma[k] += sum_gx[k];
+      if (g_beta) g_beta[k] += sum_g[k];
+    }
+    if (!gx) return;
+    const T m = T(rows);
+    parallel_for(rows, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k) {
+          const T x_hat = (x[r * c + k] - mean[k]) * inv_std[k];
+          gx[r * c + k] +=
+              gamma[k] * inv_std[k] * (g[r * c + k] - sum_g[k] / m - x_hat * sum_gx[k] / m);
+        }
+    });
+  }
+};
+
+/// Dropout with probability `rate` from the mask seeded `seed` (training mode: a layer passes a
+/// fresh seed each step).
+template <TensorElement T>
+Tensor<T> dropout(const Tensor<T>& x, double rate, std::uint64_t seed) {
+  return apply(Dropout{rate, seed}, x);
+}
+/// Batch normalisation with the batch's statistics, over the last axis.
+template <TensorElement T>
+Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta,
+                     double epsilon = 1e-3, T* mean_out = nullptr, T* variance_out = nullptr) {
+  return apply(BatchNorm{epsilon, mean_out, variance_out}, x, gamma, beta);
+}
+
+}  // namespace autodiff

@@ -1,0 +1,216 @@
+#pragma once
+// Pooling over NHWC images (batch, height, width, channels), as Keras: max and average over a
+// sliding window (pool size, strides, padding "valid" or "same"), and the global average over
+// all pixels. With "same" padding the padded positions take no part: a max is over the window's
+// real pixels, and an average divides by their count (TensorFlow's rule). Split over the batch
+// across threads.
+
+#include <limits>
+
+#include "autodiff/tensor/conv.hpp"
+
+namespace autodiff {
+
+/// The largest value in each window, per channel. Backward sends each output's gradient to the
+/// input that was largest (the first one, on ties); forward keeps its position when recording.
+struct MaxPool2D {
+  static constexpr const char* name = "max_pool2d";
+  Window2D window;
+  const std::int32_t* argmax = nullptr;  // per output element: its source within the image
+
+  Shape output_shape(const Shape& x) const {
+    const detail::Geometry2D g = detail::plan_window(x, window, name);
+    if (g.in_pixels() * g.channels > std::numeric_limits<std::int32_t>::max())
+      throw std::invalid_argument(
+          fmt::format("max_pool2d: images of shape {} hold more than 2³¹ values each", x.str()));
+    return {g.batch, g.out_h, g.out_w, g.channels};
+  }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const detail::Geometry2D g = detail::plan_window(x.shape, window, name);
+    std::int32_t* where = ctx.recording() ? ctx.template scratch<std::int32_t>(y.size()) : nullptr;
+    argmax = where;
+    const std::int64_t c = g.channels;
+    parallel_for(g.batch, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n) {
+        const T* image = x.data + n * g.in_pixels() * c;
+        for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+          for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+            const std::int64_t o = ((n * g.out_h + oh) * g.out_w + ow) * c;
+            if (where)
+              pool_window(g, oh, ow, image, y.data + o, where + o);
+            else
+              pool_window<T, false>(g, oh, ow, image, y.data + o, nullptr);
+          }
+      }
+    });
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    const auto gy = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    const std::int64_t per_image = gx.size() / std::max<std::int64_t>(gx.shape[0], 1);
+    const std::int64_t out_per_image = gy.size() / std::max<std::int64_t>(gy.shape[0], 1);
+    parallel_for(gy.shape[0], [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n)
+        for (std::int64_t o = n * out_per_image; o < (n + 1) * out_per_image; ++o)
+          gx[n * per_image + argmax[o]] += gy[o];
+    });
+  }
+
+  /// out[k] = the largest x over output (oh, ow)'s window of real pixels, channel k; and when
+  /// kWhere, at[k] = its index within the image (the first one, on ties).
+  template <class T, bool kWhere = true>
+  static void pool_window(const detail::Geometry2D& g, std::int64_t oh, std::int64_t ow,
+                          const T* __restrict image, T* __restrict out,
+                          std::int32_t* __restrict at) {
+    const std::int64_t c = g.channels;
+    bool first = true;
+    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
+      if (ih < 0 || ih >= g.in_h) continue;
+      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
+        if (iw < 0 || iw >= g.in_w) continue;
+        const std::int64_t pixel = (ih * g.in_w + iw) * c;
+        const T* in = image + pixel;
+        if (first) {  // every window holds at least one real pixel
+          for (std::int64_t k = 0; k < c; ++k) out[k] = in[k];
+          if constexpr (kWhere)
+            for (std::int64_t k = 0; k < c; ++k) at[k] = static_cast<std::int32_t>(pixel + k);
+          first = false;
+          continue;
+        }
+        for (std::int64_t k = 0; k < c; ++k) {
+          const bool larger = in[k] > out[k];
+          out[k] = larger ? in[k] : out[k];
+          if constexpr (kWhere) at[k] = larger ? static_cast<std::int32_t>(pixel + k) : at[k];
+        }
+      }
+    }
+  }
+};
+
+/// The mean of each window's real pixels, per channel; backward spreads g / count over them.
+struct AvgPool2D {
+  static constexpr const char* name = "avg_pool2d";
+  Window2D window;
+
+  Shape output_shape(const Shape& x) const {
+    const detail::Geometry2D g = detail::plan_window(x, window, name);
+    return {g.batch, g.out_h, g.out_w, g.channels};
+  }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const detail::Geometry2D g = detail::plan_window(x.shape, window, name);
+    const std::int64_t c = g.channels;
+    parallel_for(g.batch, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n)
+        for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+          for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+            T* out = y.data + ((n * g.out_h + oh) * g.out_w + ow) * c;
+            std::fill_n(out, c, T(0));
+            const std::int64_t count = for_each_input(g, n, oh, ow, [&](std::int64_t at) {
+              for (std::int64_t k = 0; k < c; ++k) out[k] += x[at * c + k];
+            });
+            for (std::int64_t k = 0; k < c; ++k) out[k] /= T(count);
+          }
+    });
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    const auto gy = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    const detail::Geometry2D g = detail::plan_window(gx.shape, window, name);
+    const std::int64_t c = g.channels;
+    parallel_for(g.batch, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n)
+        for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+          for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+            const T* grad = gy.data + ((n * g.out_h + oh) * g.out_w + ow) * c;
+            const T count = T(for_each_input(g, n, oh, ow, [](std::int64_t) {}));
+            for_each_input(g, n, oh, ow, [&](std::int64_t at) {
+              for (std::int64_t k = 0; k < c; ++k) gx[at * c + k] += grad[k] / count;
+            });
+          }
+    });
+  }
+
+  /// f(pixel index in the batch) for each real input pixel of image n's output (oh, ow); returns
+  /// how many there were.
+  template <class F>
+  static std::int64_t for_each_input(const detail::Geometry2D& g, std::int64_t n, std::int64_t oh,
+                                     std::int64_t ow, F&& f) {
+    std::int64_t count = 0;
+    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
+      if (ih < 0 || ih >= g.in_h) continue;
+      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
+        if (iw < 0 || iw >= g.in_w) continue;
+        f((n * g.in_h + ih) * g.in_w + iw);
+        ++count;
+      }
+    }
+    return count;
+  }
+};
+
+/// (n, h, w, c) → (n, c): the mean over all pixels; backward spreads g / (h·w) over them.
+struct GlobalAvgPool2D {
+  static constexpr const char* name = "global_avg_pool2d";
+  Shape output_shape(const Shape& x) const {
+    if (x.rank() != 4 || x[1] * x[2] == 0)
+      throw std::invalid_argument(fmt::format(
+          "global_avg_pool2d: input of shape {}, expected (batch, height, width, channels) with "
+          "at least one pixel",
+          x.str()));
+    return {x[0], x[3]};
+  }
+  template <class T>
+  void forward(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const std::int64_t pixels = x.shape[1] * x.shape[2], c = x.shape[3];
+    parallel_for(x.shape[0], [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n) {
+        T* out = y.data + n * c;
+        std::fill_n(out, c, T(0));
+        for (std::int64_t p = 0; p < pixels; ++p)
+          for (std::int64_t k = 0; k < c; ++k) out[k] += x[(n * pixels + p) * c + k];
+        for (std::int64_t k = 0; k < c; ++k) out[k] /= T(pixels);
+      }
+    });
+  }
+  template <class T>
+  void backward(OpContext<T, 1>& ctx) const {
+    const auto gy = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    const std::int64_t pixels = gx.shape[1] * gx.shape[2], c = gx.shape[3];
+    parallel_for(gx.shape[0], [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n)
+        for (std::int64_t p = 0; p < pixels; ++p)
+          for (std::int64_t k = 0; k < c; ++k)
+            gx[(n * pixels + p) * c + k] += gy[n * c + k] / T(pixels);
+    });
+  }
+};
+
+template <TensorElement T>
+Tensor<T> max_pool2d(const Tensor<T>& x, Window2D window) {
+  return apply(MaxPool2D{window}, x);
+}
+template <TensorElement T>
+Tensor<T> avg_pool2d(const Tensor<T>& x, Window2D window) {
+  return apply(AvgPool2D{window}, x);
+}
+template <TensorElement T>
+Tensor<T> global_avg_pool2d(const Tensor<T>& x) {
+  return apply(GlobalAvgPool2D{}, x);
+}
+
+}  // namespace autodiff

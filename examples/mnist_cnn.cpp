@@ -1,0 +1,140 @@
+// Keras's "Simple MNIST convnet" (keras-io/examples/vision/mnist_convnet.py), in C++:
+//   28×28×1 → Conv2D(32, 3×3, relu) → MaxPooling2D(2) → Conv2D(64, 3×3, relu) → MaxPooling2D(2)
+//   → Flatten → Dropout(0.5) → Dense(10, softmax); categorical cross-entropy; Adam;
+//   batch 128; 15 epochs; validation_split 0.1; then the test set.
+// Runs on the 10,000 digits shipped in data/mnist-10k; --data takes any directory with the four
+// standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
+// Every core by default: --threads sets how many the convolution and pooling kernels use.
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <fmt/core.h>
+#include <CLI/CLI.hpp>
+
+#include "autodiff/parallel.hpp"
+#include "cli_checks.hpp"
+#include "nn/atomic_file.hpp"
+#include "nn/data.hpp"
+#include "nn/model.hpp"
+
+using cli_checks::integer_in;
+using cli_checks::positive;
+
+// ---- Constants: Keras's recipe ----
+constexpr std::int64_t kSide = 28, kInputs = kSide * kSide;
+constexpr std::int64_t kClasses = 10;
+constexpr double kValidationSplit = 0.1;
+
+// ---- Limits of the command line ----
+constexpr long long kMaxEpochs = 100'000;
+constexpr long long kMaxBatchSize = 1 << 16;  // the patches of a batch stay within the arena
+constexpr long long kMaxTrainImages = 1LL << 31;
+constexpr long long kMaxSeed = 4'294'967'295;  // 2^32 − 1
+constexpr long long kMaxThreads = 256;
+constexpr double kMaxLearningRate = 1.0;
+
+struct Settings {
+  std::string data = AUTODIFF_DEFAULT_DATA_DIR;
+  int epochs = 15;
+  std::int64_t batch_size = 128;
+  double learning_rate = 1e-3;    // Adam's default
+  std::int64_t train_images = 0;  // 0: all of them
+  std::uint64_t seed = 1;
+  int threads = autodiff::hardware_threads();
+  std::string history;
+};
+
+// ---- The model ----
+nn::Sequential build_network(const Settings& s) {
+  using nn::Activation;
+  nn::Sequential network;
+  network.add(nn::Reshape({kSide, kSide, 1}));  // the loader's rows of 784 pixels → images
+  network.add(nn::Conv2D(1, 32, {3, 3}, Activation::Relu, {.seed = s.seed}));       // 26×26×32
+  network.add(nn::MaxPooling2D({2, 2}));                                            // 13×13×32
+  network.add(nn::Conv2D(32, 64, {3, 3}, Activation::Relu, {.seed = s.seed + 1}));  // 11×11×64
+  network.add(nn::MaxPooling2D({2, 2}));                                            // 5×5×64
+  network.add(nn::Flatten());                                                       // 1600
+  network.add(nn::Dropout(0.5, {.seed = s.seed + 2}));
+  network.add(nn::Dense(5 * 5 * 64, kClasses, Activation::Softmax, {.seed = s.seed + 3}));
+  return network;
+}
+
+// ---- Training ----
+nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) {
+  return model.fit(data, {.batch_size = s.batch_size,
+                          .epochs = s.epochs,
+                          .validation_split = kValidationSplit,
+                          .shuffle = true,
+                          .seed = s.seed});
+}
+
+// ---- Evaluation ----
+double test(nn::Model& model, const nn::Dataset& data, const Settings& s) {
+  return model.evaluate(data, s.batch_size)["accuracy"];
+}
+
+int main(int argc, char** argv) {
+  Settings s;
+  CLI::App app{"Keras's simple MNIST convnet: two Conv2D + MaxPooling2D, Dropout, Dense, Adam"};
+  app.add_option("--data", s.data, "directory with the four MNIST-format IDX files (.gz or raw)")
+      ->capture_default_str();
+  app.add_option("--epochs", s.epochs, "passes over the training data")
+      ->capture_default_str()
+      ->check(integer_in(0, kMaxEpochs));
+  app.add_option("--batch-size", s.batch_size, "images per step")
+      ->capture_default_str()
+      ->check(CLI::Validator(positive).description(""))
+      ->check(integer_in(1, kMaxBatchSize));
+  app.add_option("--lr", s.learning_rate, "Adam's learning rate")
+      ->capture_default_str()
+      ->check(cli_checks::positive_at_most(kMaxLearningRate));
+  app.add_option("--train-images", s.train_images,
+                 "train on the first N training images only (0: all; for quick runs)")
+      ->capture_default_str()
+      ->check(integer_in(0, kMaxTrainImages));
+  app.add_option("--seed", s.seed, "seed of the initial weights, the dropout masks and shuffling")
+      ->capture_default_str()
+      ->check(integer_in(0, kMaxSeed));
+  app.add_option("--threads", s.threads, "threads of the convolution and pooling kernels")
+      ->capture_default_str()
+      ->check(integer_in(1, kMaxThreads));
+  app.add_option("--history", s.history,
+                 "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV (checked for "
+                 "writability before training; written whole or not at all)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (!s.history.empty()) nn::check_writable(s.history, "the history");
+    autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its images
+    nn::Dataset train_data = nn::load_mnist(s.data, "train");
+    const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
+    for (const auto& [data, prefix] :
+         {std::pair{&std::as_const(train_data), "train"}, {&test_data, "t10k"}}) {
+      if (data->size() == 0)
+        throw nn::DataError(
+            fmt::format("{}: {}-images-idx3-ubyte holds no images", s.data, prefix));
+      if (data->features() != kInputs)
+        throw nn::DataError(
+            fmt::format("{}: {}-images-idx3-ubyte holds images of {} pixels, expected {} (28 × 28)",
+                        s.data, prefix, data->features(), kInputs));
+    }
+    if (s.train_images > 0 && s.train_images < train_data.size())
+      train_data = train_data.slice(0, s.train_images);
+    nn::Model model(build_network(s), nn::categorical_crossentropy,
+                    std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(s.learning_rate)));
+    fmt::print("{}: {} training and {} test images; {} parameters; {} threads\n", s.data,
+               train_data.size(), test_data.size(), model.network().parameter_count(), s.threads);
+
+    const nn::History history = train(model, train_data, s);
+    if (!s.history.empty()) history.write_csv(s.history);
+    if (history.diverged) throw std::runtime_error(history.stop_reason);
+    fmt::print("Test accuracy: {}\n", test(model, test_data, s));
+    cli_checks::flush_stdout();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "mnist_cnn: %s\n", error.what());  // cannot throw
+    return 1;
+  }
+}

@@ -1,0 +1,44 @@
+#pragma once
+// What every fuzz target shares: the input goes to a temporary file, which the public reader then
+// reads exactly as it would a real one; a finding is reported on stderr and aborts.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace fuzz {
+
+// One file per process (libFuzzer's -jobs run several), removed when the process exits normally.
+inline const std::string& temp_path() {
+  struct Temp {
+    std::string path;
+    Temp() {
+      const std::filesystem::path dir = std::filesystem::is_directory("/dev/shm")
+                                            ? std::filesystem::path("/dev/shm")
+                                            : std::filesystem::temp_directory_path();
+      path = (dir / ("autodiff-fuzz-" + std::to_string(::getpid()))).string();
+    }
+    ~Temp() { std::remove(path.c_str()); }
+  };
+  static const Temp temp;
+  return temp.path;
+}
+
+inline void write_file(const std::string& path, const std::uint8_t* data, std::size_t size) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f || (size > 0 && std::fwrite(data, 1, size, f) != size) || std::fclose(f) != 0) {
+    std::perror(path.c_str());
+    std::abort();
+  }
+}
+
+[[noreturn]] inline void finding(const char* what) {
+  std::fprintf(stderr, "finding: %s\n", what);
+  std::abort();
+}
+
+}  // namespace fuzz
