@@ -5,6 +5,8 @@
 // Runs on the 10,000 digits shipped in data/mnist-10k; --data takes any directory with the four
 // standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
 // Every core by default: --threads sets how many the convolution and pooling kernels use.
+// `mpirun -np N mnist_cnn` trains on N processes (data-parallel, the same global batch), each
+// rank on one thread unless --threads says otherwise; rank 0 prints and writes the history.
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -18,6 +20,7 @@
 #include "cli_checks.hpp"
 #include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
+#include "nn/distributed.hpp"
 #include "nn/model.hpp"
 
 using cli_checks::integer_in;
@@ -43,7 +46,7 @@ struct Settings {
   double learning_rate = 1e-3;    // Adam's default
   std::int64_t train_images = 0;  // 0: all of them
   std::uint64_t seed = 1;
-  int threads = autodiff::hardware_threads();
+  int threads = autodiff::hardware_threads();  // 1 per rank under mpirun
   std::string history;
 };
 
@@ -77,7 +80,9 @@ double test(nn::Model& model, const nn::Dataset& data, const Settings& s) {
 }
 
 int main(int argc, char** argv) {
+  nn::distributed::Environment processes(argc, argv);  // MPI under mpirun, else one process
   Settings s;
+  if (processes.size() > 1) s.threads = 1;  // the ranks share the cores
   CLI::App app{"Keras's simple MNIST convnet: two Conv2D + MaxPooling2D, Dropout, Dense, Adam"};
   app.add_option("--data", s.data, "directory with the four MNIST-format IDX files (.gz or raw)")
       ->capture_default_str();
@@ -107,7 +112,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (!s.history.empty()) nn::check_writable(s.history, "the history");
+    const bool main_process = processes.is_main();  // the one that prints and writes files
+    if (main_process && !s.history.empty()) nn::check_writable(s.history, "the history");
     autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its images
     nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -125,16 +131,20 @@ int main(int argc, char** argv) {
       train_data = train_data.slice(0, s.train_images);
     nn::Model model(build_network(s), nn::categorical_crossentropy,
                     std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(s.learning_rate)));
-    fmt::print("{}: {} training and {} test images; {} parameters; {} threads\n", s.data,
-               train_data.size(), test_data.size(), model.network().parameter_count(), s.threads);
+    model.distribute(processes.communicator());  // null for one process
+    if (main_process)
+      fmt::print("{}: {} training and {} test images; {} parameters; {} threads{}\n", s.data,
+                 train_data.size(), test_data.size(), model.network().parameter_count(), s.threads,
+                 processes.size() > 1 ? fmt::format(" on each of {} ranks", processes.size()) : "");
 
     const nn::History history = train(model, train_data, s);
-    if (!s.history.empty()) history.write_csv(s.history);
+    if (main_process && !s.history.empty()) history.write_csv(s.history);
     if (history.diverged) throw std::runtime_error(history.stop_reason);
-    fmt::print("Test accuracy: {}\n", test(model, test_data, s));
+    const double accuracy = test(model, test_data, s);  // every rank evaluates its share
+    if (main_process) fmt::print("Test accuracy: {}\n", accuracy);
     cli_checks::flush_stdout();
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "mnist_cnn: %s\n", error.what());  // cannot throw
+    processes.fail("mnist_cnn", error.what());  // cannot throw; under MPI, ends every rank
     return 1;
   }
 }

@@ -373,6 +373,9 @@ History Model::fit_here(const BatchSource& data, const FitOptions& options) {
       progress.update(step + 1, running, start);
     }
     if (history.diverged) break;
+    // Each rank's BatchNormalization saw its own shares: one moving statistic for validation,
+    // checkpoints and whatever follows.
+    if (communicator_) average_buffers();
     EpochLog log;
     log.epoch = epoch;
     for (const auto& [name, value] : running.values()) log.set(name, value);
@@ -450,6 +453,7 @@ Evaluation Model::evaluate(const BatchSource& data, std::int64_t batch_size) {
   check_batch_size(batch_size, "evaluate");
   if (data.size() == 0)
     throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");
+  if (communicator_) average_buffers();  // after train_step calls of a loop of one's own
   return evaluate_rows(data, 0, data.size(), batch_size, "");
 }
 
@@ -527,6 +531,20 @@ void Model::broadcast_state() {
     communicator_->broadcast(std::as_writable_bytes(std::span(p.parameter->value)));
 }
 
+void Model::average_buffers() {
+  const std::vector<NamedParameter> buffers = network_->named_buffers();
+  if (buffers.empty()) return;  // the same model on every rank: all skip the exchange
+  std::vector<double> values;
+  for (const NamedParameter& b : buffers)
+    values.insert(values.end(), b.parameter->value.begin(), b.parameter->value.end());
+  communicator_->sum(values);
+  // Buffers already equal stay bit for bit what they were: n·v and n·v / n are exact in double.
+  const double ranks = double(communicator_->size());
+  auto in = values.begin();
+  for (const NamedParameter& b : buffers)
+    for (float& v : b.parameter->value) v = float(*in++ / ranks);
+}
+
 void Model::agree_to_stop() {
   double stopping = stop_reason_.empty() ? 0.0 : 1.0;
   communicator_->sum(std::span(&stopping, 1));
@@ -546,6 +564,11 @@ const Evaluation& Model::distributed_train_step(const BatchSource& data,
     const auto mine = rows.subspan(std::size_t(first), std::size_t(last - first));
     const double global_rows = double(rows.size());
     buckets_->begin_step(float(double(mine.size()) / global_rows));
+    struct Share {  // where this rank's rows lie, for Dropout; unset however the step ends
+      Module& network;
+      ~Share() { network.set_batch_share({}); }
+    } share{*network_};
+    network_->set_batch_share({.first_row = first, .empty = mine.empty()});
     autodiff::Tape& tape = autodiff::Tape::active();
     tape.clear();
     step_sums_.assign(1 + metrics_.size(), 0.0);

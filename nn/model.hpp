@@ -198,6 +198,10 @@ class Model {
   /// step trains on this rank's share of the global batch (batch_size is the global batch's) and
   /// applies the gradient summed over the ranks (data_parallel.hpp); the logs, validation and
   /// evaluate are reduced over the ranks, so every rank sees the same numbers; only rank 0 prints.
+  /// Dropout draws each row's mask by its row in the global batch (the single process's masks).
+  /// BatchNormalization normalises with each rank's own share's statistics (as PyTorch's DDP
+  /// without SyncBatchNorm); its moving statistics, like every buffer, are averaged over the ranks
+  /// at each epoch's end and before evaluate, so that all ranks hold the same ones.
   /// An exception on any rank in fit or train_step ends the whole job with its message. Null: a
   /// single process again.
   void distribute(Communicator* communicator, DistributedOptions options = {});
@@ -220,6 +224,9 @@ class Model {
   const Evaluation& distributed_train_step(const BatchSource& data,
                                            std::span<const std::int64_t> rows);
   void agree_to_stop();
+  // Data-parallel: every buffer (BatchNormalization's moving statistics) set to its mean over the
+  // ranks, the same on all.
+  void average_buffers();
 
   std::unique_ptr<Module> network_;
   Loss loss_;

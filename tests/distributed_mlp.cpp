@@ -1,6 +1,10 @@
-// The data-parallel tests' program (tests/CMakeLists.txt runs it): the tutorial's MLP trained
-// with fit on the shipped sample, alone or under `mpirun -np N`, with the same seed and global
-// batch either way.
+// The data-parallel tests' program (tests/CMakeLists.txt runs it): the tutorial's MLP (or a small
+// convnet) trained with fit on the shipped sample, alone or under `mpirun -np N`, with the same
+// seed and global batch either way.
+//   --network mlp|cnn|cnn-bn   the MLP; Conv2D → MaxPooling2D → Flatten → Dropout → Dense; the
+//                    same with BatchNormalization after the Conv2D (not the single process's
+//                    training: each rank normalises with its share's statistics)
+//   --train-images N, --test-images N   the first N images only (0: all), for short runs
 //   --save FILE      rank 0 writes the trained weights (the single-process reference)
 //   --compare FILE   after training, each parameter tensor must be within --tolerance of the
 //                    reference's (relative, in L2 norm), and the test accuracy within
@@ -37,17 +41,34 @@ struct Settings {
   std::int64_t fail_step = 0;
   std::string fail_how = "throw";
   int expect_ranks = 0;
+  std::string network = "mlp";
+  std::int64_t train_images = 0, test_images = 0;
 };
 
-nn::Sequential build_network(std::uint64_t seed) {
+nn::Sequential build_network(const Settings& s) {
+  using nn::Activation;
   nn::Sequential network;
-  network.add(nn::Dense(784, 128, nn::Activation::Relu, {.seed = seed}));
-  network.add(nn::Dense(128, 10, nn::Activation::Softmax, {.seed = seed + 1}));
+  if (s.network == "mlp") {
+    network.add(nn::Dense(784, 128, Activation::Relu, {.seed = s.seed}));
+    network.add(nn::Dense(128, 10, Activation::Softmax, {.seed = s.seed + 1}));
+    return network;
+  }
+  network.add(nn::Reshape({28, 28, 1}));
+  network.add(nn::Conv2D(1, 8, {3, 3}, Activation::Relu, {.seed = s.seed}));  // 26×26×8
+  if (s.network == "cnn-bn") network.add(nn::BatchNormalization(8));
+  network.add(nn::MaxPooling2D({2, 2}));  // 13×13×8
+  network.add(nn::Flatten());
+  network.add(nn::Dropout(0.5, {.seed = s.seed + 1}));
+  network.add(nn::Dense(13 * 13 * 8, 10, Activation::Softmax, {.seed = s.seed + 2}));
   return network;
 }
 
-nn::Model build_model(std::uint64_t seed) {
-  return nn::Model(build_network(seed), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+nn::Model build_model(const Settings& s) {
+  return nn::Model(build_network(s), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+}
+
+nn::Dataset first_images(nn::Dataset data, std::int64_t n) {
+  return n > 0 && n < data.size() ? data.slice(0, n) : data;
 }
 
 // Makes rank `rank` fail at its step-th step (counted over the whole run).
@@ -113,14 +134,19 @@ int main(int argc, char** argv) {
   app.add_option("--fail-step", s.fail_step);
   app.add_option("--fail-how", s.fail_how)->check(CLI::IsMember({"throw", "kill"}));
   app.add_option("--expect-ranks", s.expect_ranks);
+  app.add_option("--network", s.network)->check(CLI::IsMember({"mlp", "cnn", "cnn-bn"}));
+  app.add_option("--train-images", s.train_images)->check(CLI::NonNegativeNumber);
+  app.add_option("--test-images", s.test_images)->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   try {
     if (s.expect_ranks > 0 && processes.size() != s.expect_ranks)
       throw std::runtime_error(
           fmt::format("{} ranks, expected {}", processes.size(), s.expect_ranks));
-    const nn::Dataset train = nn::load_mnist(AUTODIFF_DATA_DIR, "train");
-    const nn::Dataset test = nn::load_mnist(AUTODIFF_DATA_DIR, "t10k");
-    nn::Model model = build_model(s.seed);
+    autodiff::set_blas_threads(1);  // each rank on one core
+    const nn::Dataset train =
+        first_images(nn::load_mnist(AUTODIFF_DATA_DIR, "train"), s.train_images);
+    const nn::Dataset test = first_images(nn::load_mnist(AUTODIFF_DATA_DIR, "t10k"), s.test_images);
+    nn::Model model = build_model(s);
     model.distribute(processes.communicator(), {.bucket_bytes = s.bucket_bytes});
     FailAt fail(s, processes.rank());
     model.fit(train, {.batch_size = s.batch_size,
@@ -133,9 +159,9 @@ int main(int argc, char** argv) {
     const double accuracy = model.evaluate(test)["accuracy"];
     if (!processes.is_main()) return 0;
     fmt::print("ranks: {}\nTest accuracy: {}\n", processes.size(), accuracy);
-    if (!s.save.empty()) nn::save_weights(model.network(), s.save);
+    if (!s.save.empty()) nn::save_weights(model.network(), s.save);  // buffers too
     if (!s.compare.empty()) {
-      nn::Model reference = build_model(s.seed);
+      nn::Model reference = build_model(s);
       nn::load_weights(reference.network(), s.compare);
       const double difference = largest_relative_difference(model.network(), reference.network());
       const double reference_accuracy = reference.evaluate(test)["accuracy"];

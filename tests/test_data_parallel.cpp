@@ -1,6 +1,7 @@
 // Data-parallel training without MPI: Model::distribute with an in-memory communicator. The
 // buckets' order and timing in the reverse sweep, a parameter used twice, the shares of a batch,
-// one rank giving the single process's parameters bit for bit, and ranks that disagree. The runs
+// one rank giving the single process's parameters bit for bit, ranks that disagree, Dropout's masks
+// on a share of a batch, and BatchNormalization's moving statistics averaged. The runs
 // on several processes are the distributed_* tests (distributed_mlp.cpp, under mpirun).
 #include <cmath>
 #include <cstring>
@@ -27,7 +28,9 @@ class FakeRanks : public nn::Communicator {
   void broadcast(std::span<std::byte> bytes) override {
     if (on_broadcast) on_broadcast(bytes);
   }
-  void sum(std::span<double>) override {}
+  void sum(std::span<double> values) override {
+    if (on_sum) on_sum(values);
+  }
   void start_sum(std::span<float> values) override {
     sent.emplace_back(values.begin(), values.end());
     if (on_start) on_start();
@@ -36,6 +39,7 @@ class FakeRanks : public nn::Communicator {
 
   std::function<void(std::span<std::byte>)> on_broadcast;
   std::function<void()> on_start;
+  std::function<void(std::span<double>)> on_sum;  // plays the other ranks' part of a sum
   std::vector<std::vector<float>> sent;
   int waits = 0;
 
@@ -215,4 +219,82 @@ TEST_CASE("data-parallel: ranks that disagree end the job, saying how") {
   ranks.on_broadcast = nullptr;
   CHECK_THROWS_WITH(model.train_step(data, std::vector<std::int64_t>{}),
                     doctest::Contains("train_step: no rows"));
+}
+
+namespace {
+// Rows [first, last) of a (rows, …) tensor's values, on the active tape.
+Tensor<float> rows_of(const Tensor<float>& x, std::int64_t first, std::int64_t last) {
+  const std::vector<float> all = x.to_vector();
+  const std::int64_t width = x.size() / x.shape()[0];
+  std::vector<std::int64_t> dims(x.shape().dims().begin(), x.shape().dims().end());
+  dims[0] = last - first;
+  const std::vector<float> rows(all.begin() + first * width, all.begin() + last * width);
+  return Tensor<float>::from(rows, autodiff::Shape(dims));
+}
+}  // namespace
+
+TEST_CASE("data-parallel: a share of a batch gets the dropout masks one process draws for it") {
+  std::vector<float> values(6 * 5 * 2);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = 1.0f + float(i);
+  const Tensor<float> x = Tensor<float>::from(values, {6, 5, 2});
+  // The op: rows 3…5 drawn as rows 3…5 of the whole, forward and backward.
+  const std::vector<float> whole = autodiff::dropout(x, 0.5, 9).to_vector();
+  const std::vector<float> tail(whole.begin() + 30, whole.end());
+  const Tensor<float> part = rows_of(x, 3, 6).requires_grad();
+  const Tensor<float> dropped = autodiff::dropout(part, 0.5, 9, 3);
+  CHECK(dropped.to_vector() == tail);
+  CHECK(autodiff::dropout(part, 0.5, 9).to_vector() != tail);  // as rows 0…2: other masks
+  autodiff::sum(dropped).backward();
+  const std::vector<float> grad = part.grad();
+  for (std::size_t i = 0; i < grad.size(); ++i) CHECK(grad[i] == (tail[i] != 0.0f ? 2.0f : 0.0f));
+  CHECK_THROWS_WITH_AS(autodiff::dropout(x, 0.5, 9, -1), "dropout: first_row -1, expected ≥ 0",
+                       std::invalid_argument);
+
+  // The layer: a fresh mask per call; a rank with no rows in a step skips that step's call.
+  nn::Dropout alone(0.5, {.seed = 4}), rank1(0.5, {.seed = 4});
+  std::vector<std::vector<float>> calls;
+  for (int i = 0; i < 3; ++i) calls.push_back(alone(x).to_vector());
+  rank1.set_batch_share({.first_row = 3});
+  CHECK(rank1(rows_of(x, 3, 6)).to_vector() ==
+        std::vector<float>(calls[0].begin() + 30, calls[0].end()));
+  rank1.set_batch_share({.first_row = 6, .empty = true});  // step 2: no rows here
+  rank1.set_batch_share({.first_row = 2});
+  CHECK(rank1(rows_of(x, 2, 4)).to_vector() ==
+        std::vector<float>(calls[2].begin() + 20, calls[2].begin() + 40));
+  rank1.set_batch_share({});
+  CHECK(rank1(x).to_vector() == alone(x).to_vector());  // call 4 of each, the whole batch
+}
+
+TEST_CASE("data-parallel: BatchNormalization's moving statistics end the same on every rank") {
+  const nn::TensorData data = blobs(16, 6);
+  nn::Sequential network;
+  network.add(nn::Dense(4, 8, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::BatchNormalization(8));
+  network.add(nn::Dense(8, 3, nn::Activation::Softmax, {.seed = 2}));
+  nn::Model model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+  FakeRanks ranks(0, 2);
+  model.distribute(&ranks);
+  model.train_step(data, iota_rows(16));
+  const auto buffers = model.network().named_buffers();
+  REQUIRE(buffers.size() == 2);
+  std::vector<float> mine;
+  for (const auto& b : buffers)
+    mine.insert(mine.end(), b.parameter->value.begin(), b.parameter->value.end());
+  // The other rank's statistics: rank 0's plus 1 everywhere. evaluate averages them first.
+  bool first_sum = true;
+  ranks.on_sum = [&](std::span<double> values) {
+    if (!first_sum) return;  // then evaluate's loss and accuracy: this rank's alone
+    first_sum = false;
+    REQUIRE(values.size() == mine.size());
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      CHECK(values[k] == double(mine[k]));
+      values[k] += double(mine[k]) + 1.0;
+    }
+  };
+  model.evaluate(data);
+  CHECK_FALSE(first_sum);
+  std::size_t k = 0;
+  for (const auto& b : buffers)
+    for (float v : b.parameter->value) CHECK(v == float((2.0 * double(mine[k++]) + 1.0) / 2.0));
+  model.distribute(nullptr);
 }

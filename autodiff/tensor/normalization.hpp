@@ -35,11 +35,13 @@ inline bool dropout_keeps(std::uint64_t seed, std::int64_t i, std::uint64_t thre
 /// Inverted dropout: each element is kept with probability 1 − rate and scaled by 1/(1 − rate),
 /// or set to 0; backward masks the gradient the same way. The mask is a function of the seed and
 /// the element's index alone, so backward draws it again instead of storing it, and it does not
-/// depend on the thread count.
+/// depend on the thread count. The index is counted from `first_element`: a part of a larger
+/// tensor (a rank's rows of a data-parallel batch) gets the mask the whole would give those rows.
 struct Dropout {
   static constexpr const char* name = "dropout";
   double rate = 0.5;
   std::uint64_t seed = 0;
+  std::int64_t first_element = 0;
   Shape output_shape(const Shape& x) const {
     if (!(rate >= 0.0 && rate < 1.0))
       throw std::invalid_argument(fmt::format("dropout: rate {}, expected in [0, 1)", rate));
@@ -55,7 +57,7 @@ struct Dropout {
         y.size(),
         [&](std::int64_t first, std::int64_t last) {
           for (std::int64_t i = first; i < last; ++i)
-            y[i] = detail::dropout_keeps(seed, i, threshold) ? x[i] * scale : T(0);
+            y[i] = detail::dropout_keeps(seed, first_element + i, threshold) ? x[i] * scale : T(0);
         },
         kGrain);
   }
@@ -69,7 +71,7 @@ struct Dropout {
         g.size(),
         [&](std::int64_t first, std::int64_t last) {
           for (std::int64_t i = first; i < last; ++i)
-            if (detail::dropout_keeps(seed, i, threshold)) gx[i] += g[i] * scale;
+            if (detail::dropout_keeps(seed, first_element + i, threshold)) gx[i] += g[i] * scale;
         },
         kGrain);
   }
@@ -190,10 +192,16 @@ struct BatchNorm {
 };
 
 /// Dropout with probability `rate` from the mask seeded `seed` (training mode: a layer passes a
-/// fresh seed each step).
+/// fresh seed each step). `first_row`: the index of x's first row (axis 0) in the batch the mask
+/// is drawn for, when x is a share of it (data-parallel training); each row's mask is then the one
+/// the whole batch gives that row.
 template <TensorElement T>
-Tensor<T> dropout(const Tensor<T>& x, double rate, std::uint64_t seed) {
-  return apply(Dropout{rate, seed}, x);
+Tensor<T> dropout(const Tensor<T>& x, double rate, std::uint64_t seed, std::int64_t first_row = 0) {
+  if (first_row < 0)
+    throw std::invalid_argument(fmt::format("dropout: first_row {}, expected ≥ 0", first_row));
+  const std::int64_t row_elements =
+      x.rank() == 0 || x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+  return apply(Dropout{rate, seed, first_row * row_elements}, x);
 }
 /// Batch normalisation with the batch's statistics, over the last axis.
 template <TensorElement T>
