@@ -115,7 +115,8 @@ std::string Reshape::describe() const {
   return fmt::format("Reshape(({}))", fmt::join(target_, ", "));
 }
 
-Dropout::Dropout(double rate, DropoutOptions options) : rate_(rate), options_(options) {
+Dropout::Dropout(double rate, DropoutOptions options)
+    : rate_(rate), options_(options), calls_(&register_counter("calls")) {
   if (!(rate >= 0.0 && rate < 1.0))
     throw std::invalid_argument(fmt::format("Dropout: rate {}, expected in [0, 1)", rate));
 }
@@ -124,7 +125,7 @@ Tensor<float> Dropout::forward(const Tensor<float>& x) {
   if (!is_training() || rate_ == 0.0) return x;
   // A fresh mask per call, each drawn from (seed, call number) alone.
   return dropout(x, rate_,
-                 autodiff::detail::mix64(options_.seed ^ autodiff::detail::mix64(++calls_)));
+                 autodiff::detail::mix64(options_.seed ^ autodiff::detail::mix64(++*calls_)));
 }
 
 std::string Dropout::describe() const { return fmt::format("Dropout({})", rate_); }
