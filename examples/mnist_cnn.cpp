@@ -5,10 +5,12 @@
 // Runs on the 10,000 digits shipped in data/mnist-10k; --data takes any directory with the four
 // standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
 // Every core by default: --threads sets how many the convolution and pooling kernels use.
+// --save, --checkpoint, --resume, --history and --plot as mnist_mlp's (run_files.hpp).
 // `mpirun -np N mnist_cnn` trains on N processes (data-parallel, the same global batch), each
-// rank on one thread unless --threads says otherwise; rank 0 prints and writes the history.
+// rank on one thread unless --threads says otherwise; rank 0 prints and writes the files.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -18,10 +20,11 @@
 
 #include "autodiff/parallel.hpp"
 #include "cli_checks.hpp"
-#include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
 #include "nn/distributed.hpp"
+#include "nn/inspect.hpp"
 #include "nn/model.hpp"
+#include "run_files.hpp"
 
 using cli_checks::integer_in;
 using cli_checks::positive;
@@ -47,7 +50,8 @@ struct Settings {
   std::int64_t train_images = 0;  // 0: all of them
   std::uint64_t seed = 1;
   int threads = autodiff::hardware_threads();  // 1 per rank under mpirun
-  std::string history;
+  run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
+  bool detect_anomaly = false;
 };
 
 // ---- The model ----
@@ -65,13 +69,16 @@ nn::Sequential build_network(const Settings& s) {
   return network;
 }
 
-// ---- Training ----
+// ---- Training: from the start, or from where a checkpoint left off ----
 nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) {
+  const auto callbacks = run_files::callbacks(s.files);  // a checkpoint each epoch, if asked
   return model.fit(data, {.batch_size = s.batch_size,
                           .epochs = s.epochs,
+                          .initial_epoch = model.progress().epoch,
                           .validation_split = kValidationSplit,
                           .shuffle = true,
-                          .seed = s.seed});
+                          .seed = s.seed,
+                          .callbacks = callbacks->list});
 }
 
 // ---- Evaluation ----
@@ -106,14 +113,14 @@ int main(int argc, char** argv) {
   app.add_option("--threads", s.threads, "threads of the convolution and pooling kernels")
       ->capture_default_str()
       ->check(integer_in(1, kMaxThreads));
-  app.add_option("--history", s.history,
-                 "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV (checked for "
-                 "writability before training; written whole or not at all)");
+  run_files::add_options(app, s.files);
+  app.add_flag("--detect-anomaly", s.detect_anomaly,
+               "stop at the first op whose value or gradient is NaN or infinite, naming it");
   CLI11_PARSE(app, argc, argv);
 
   try {
     const bool main_process = processes.is_main();  // the one that prints and writes files
-    if (main_process && !s.history.empty()) nn::check_writable(s.history, "the history");
+    if (main_process) run_files::check_outputs(s.files);
     autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its images
     nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -136,10 +143,17 @@ int main(int argc, char** argv) {
       fmt::print("{}: {} training and {} test images; {} parameters; {} threads{}\n", s.data,
                  train_data.size(), test_data.size(), model.network().parameter_count(), s.threads,
                  processes.size() > 1 ? fmt::format(" on each of {} ranks", processes.size()) : "");
+    run_files::resume(model, s.files);  // every rank reads the checkpoint
 
+    std::optional<autodiff::DetectAnomaly> anomaly;  // off by default: then it costs nothing
+    if (s.detect_anomaly) {
+      anomaly.emplace();
+      nn::name_parameters(model.network());  // reports name "1.weight", not "parameter #0"
+    }
     const nn::History history = train(model, train_data, s);
-    if (main_process && !s.history.empty()) history.write_csv(s.history);
+    run_files::write_history(model, s.files, "MNIST convnet");  // rank 0 only, as the rest
     if (history.diverged) throw std::runtime_error(history.stop_reason);
+    run_files::save_model(model, s.files);
     const double accuracy = test(model, test_data, s);  // every rank evaluates its share
     if (main_process) fmt::print("Test accuracy: {}\n", accuracy);
     cli_checks::flush_stdout();

@@ -15,13 +15,11 @@
 #include <CLI/CLI.hpp>
 
 #include "cli_checks.hpp"
-#include "nn/atomic_file.hpp"
 #include "nn/data.hpp"
 #include "nn/distributed.hpp"
 #include "nn/inspect.hpp"
 #include "nn/model.hpp"
-#include "nn/plot.hpp"
-#include "nn/serialize.hpp"
+#include "run_files.hpp"
 
 using cli_checks::integer_in;
 using cli_checks::positive;
@@ -48,11 +46,7 @@ struct Settings {
   std::int64_t hidden = 128;
   std::uint64_t seed = 1;
   int threads = 1;
-  std::string history;
-  std::string save;        // the trained model
-  std::string checkpoint;  // a checkpoint after each epoch
-  std::string resume;      // a checkpoint to continue from
-  std::string plot;
+  run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
   bool detect_anomaly = false;
 };
 
@@ -66,19 +60,14 @@ nn::Sequential build_network(const Settings& s) {
 
 // ---- Training: from the start, or from where a checkpoint left off ----
 nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) {
-  std::vector<nn::Callback*> callbacks;
-  std::unique_ptr<nn::ModelCheckpoint> checkpoint;
-  if (!s.checkpoint.empty()) {
-    checkpoint = std::make_unique<nn::ModelCheckpoint>(s.checkpoint);
-    callbacks.push_back(checkpoint.get());
-  }
+  const auto callbacks = run_files::callbacks(s.files);  // a checkpoint each epoch, if asked
   return model.fit(data, {.batch_size = s.batch_size,
                           .epochs = s.epochs,
                           .initial_epoch = model.progress().epoch,
                           .validation_split = kValidationSplit,
                           .shuffle = true,
                           .seed = s.seed,
-                          .callbacks = callbacks});
+                          .callbacks = callbacks->list});
 }
 
 // ---- Evaluation ----
@@ -109,19 +98,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", s.threads, "BLAS threads")
       ->capture_default_str()
       ->check(integer_in(1, kMaxThreads));
-  app.add_option("--history", s.history,
-                 "write epoch,loss,accuracy,val_loss,val_accuracy,seconds as CSV (checked for "
-                 "writability before training; written whole or not at all)");
-  app.add_option("--save", s.save,
-                 "write the trained model (architecture and weights, safetensors) for predict");
-  app.add_option("--checkpoint", s.checkpoint,
-                 "write a checkpoint (model, optimizer, epoch, shuffling state) after each epoch");
-  app.add_option("--resume", s.resume,
-                 "continue the run saved in this checkpoint; --epochs counts from the run's start")
-      ->check(CLI::ExistingFile);
-  app.add_option("--plot", s.plot,
-                 "draw the training curves (loss and accuracy, training and validation) as an SVG "
-                 "chart in this file (checked for writability before training)");
+  run_files::add_options(app, s.files);
   app.add_flag("--detect-anomaly", s.detect_anomaly,
                "stop at the first op whose value or gradient is NaN or infinite, naming it");
   CLI11_PARSE(app, argc, argv);
@@ -130,11 +107,7 @@ int main(int argc, char** argv) {
     // Everything that can be checked is, before the work: a bad output path is not found out
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
     const bool main_process = processes.is_main();  // the one that prints and writes files
-    if (main_process && !s.history.empty()) nn::check_writable(s.history, "the history");
-    if (main_process && !s.save.empty()) nn::check_writable(s.save, "the model");
-    if (main_process && !s.checkpoint.empty() && s.checkpoint.find("{epoch}") == std::string::npos)
-      nn::check_writable(s.checkpoint, "the checkpoint");
-    if (main_process && !s.plot.empty()) nn::check_writable(s.plot, "the training plot");
+    if (main_process) run_files::check_outputs(s.files);
     autodiff::set_blas_threads(s.threads);
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -154,11 +127,7 @@ int main(int argc, char** argv) {
       fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
                  train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
                  model.network().parameter_count());
-    if (!s.resume.empty()) {  // every rank loads it
-      nn::load_checkpoint(model, s.resume);
-      if (main_process)
-        fmt::print("Resumed from {} after epoch {}\n", s.resume, model.progress().epoch);
-    }
+    run_files::resume(model, s.files);  // every rank reads the checkpoint
 
     std::optional<autodiff::DetectAnomaly> anomaly;  // off by default: then it costs nothing
     if (s.detect_anomaly) {
@@ -166,12 +135,9 @@ int main(int argc, char** argv) {
       nn::name_parameters(model.network());  // reports name "0.weight", not "parameter #2"
     }
     const nn::History history = train(model, train_data, s);
-    // The whole run's epochs, those before a resume included.
-    const nn::History& run = model.progress().history;
-    if (main_process && !s.history.empty()) run.write_csv(s.history);
-    if (main_process && !s.plot.empty()) nn::write_history_svg(run, s.plot, {.title = "MNIST MLP"});
+    run_files::write_history(model, s.files, "MNIST MLP");  // rank 0 only, as the rest
     if (history.diverged) throw std::runtime_error(history.stop_reason);
-    if (main_process && !s.save.empty()) nn::save_model(model.network(), s.save);
+    run_files::save_model(model, s.files);
     const double accuracy = test(model, test_data);  // every rank evaluates its share
     if (main_process) fmt::print("Test accuracy: {}\n", accuracy);
     cli_checks::flush_stdout();

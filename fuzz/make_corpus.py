@@ -88,6 +88,27 @@ ARCH = ('{"class_name":"Sequential","config":{"layers":[{"name":"0","class_name"
         '{"input_dim":2,"units":3,"activation":"relu"}},{"name":"1","class_name":"Dense","config":'
         '{"input_dim":3,"units":2,"activation":"linear"}}]}}')
 valid = laid_out(MODEL)
+# A convnet of every layer type, as nn::architecture writes it: 23 parameter values.
+CONVNET = [("1.weight", [1, 2, 1, 2]), ("1.bias", [2]), ("2.gamma", [2]), ("2.beta", [2]),
+           ("2.moving_mean", [2]), ("2.moving_variance", [2]), ("8.weight", [2, 3]),
+           ("8.bias", [3])]
+CONVNET_ARCH = json.dumps({"class_name": "Sequential", "config": {"layers": [
+    {"name": "0", "class_name": "Reshape", "config": {"target_shape": [4, 4, 1]}},
+    {"name": "1", "class_name": "Conv2D", "config": {
+        "in_channels": 1, "filters": 2, "kernel_size": [1, 2], "strides": [1, 1],
+        "padding": "same", "use_bias": True, "activation": "relu"}},
+    {"name": "2", "class_name": "BatchNormalization",
+     "config": {"channels": 2, "momentum": 0.99, "epsilon": 0.001}},
+    {"name": "3", "class_name": "MaxPooling2D",
+     "config": {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}},
+    {"name": "4", "class_name": "AveragePooling2D",
+     "config": {"pool_size": [2, 2], "strides": [1, 1], "padding": "same"}},
+    {"name": "5", "class_name": "GlobalAveragePooling2D", "config": {}},
+    {"name": "6", "class_name": "Flatten", "config": {}},
+    {"name": "7", "class_name": "Dropout", "config": {"rate": 0.5, "seed": 3}},
+    {"name": "8", "class_name": "Dense",
+     "config": {"input_dim": 2, "units": 3, "activation": "softmax"}}]}},
+    separators=(",", ":"))
 corpus_weights = {
     "valid": safetensors(valid, VALUES),
     "no_metadata": safetensors(valid, VALUES, metadata=None),
@@ -113,6 +134,11 @@ corpus_weights = {
     "model": safetensors(valid, VALUES, dict(WEIGHTS, content="model", architecture=ARCH)),
     "model_too_big": safetensors(valid, VALUES, dict(WEIGHTS, content="model",
                                                      architecture=ARCH.replace('"units":2', '"units":2000000000'))),
+    # Every convnet layer type, and a kernel that claims far more than the file holds.
+    "convnet_model": safetensors(laid_out(CONVNET), [0.5] * 23,
+                                 dict(WEIGHTS, content="model", architecture=CONVNET_ARCH)),
+    "convnet_too_big": safetensors(laid_out(CONVNET), [0.5] * 23, dict(
+        WEIGHTS, content="model", architecture=CONVNET_ARCH.replace('"filters":2', '"filters":2000000000000'))),
     "truncated": safetensors(valid, VALUES)[:-6],
     "not_json": safetensors(valid, VALUES)[:40],
     "empty": b"",

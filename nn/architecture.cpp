@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "nn/conv_layers.hpp"
 #include "nn/data.hpp"  // DataError
 #include "nn/layers.hpp"
 
@@ -43,6 +44,134 @@ std::int64_t positive(const Json& config, const char* field) {
     throw std::invalid_argument(
         fmt::format("{} is {}, expected a positive integer", field, value.dump()));
   return value.get<std::int64_t>();
+}
+
+// A (height, width) pair of integers, each ≥ `least`.
+Size2D pair_field(const Json& config, const char* field, std::int64_t least) {
+  const Json& value = config.at(field);
+  if (!value.is_array() || value.size() != 2 || !value[0].is_number_integer() ||
+      !value[1].is_number_integer() || value[0].get<std::int64_t>() < least ||
+      value[1].get<std::int64_t>() < least)
+    throw std::invalid_argument(fmt::format("{} is {}, expected [height, width], integers ≥ {}",
+                                            field, value.dump(), least));
+  return {value[0].get<std::int64_t>(), value[1].get<std::int64_t>()};
+}
+
+Padding padding_from(const Json& config) {
+  const std::string name = config.at("padding").get<std::string>();
+  for (Padding p : {Padding::Valid, Padding::Same})
+    if (name == autodiff::to_string(p)) return p;
+  throw std::invalid_argument(fmt::format("padding \"{}\" is not one of valid, same", name));
+}
+
+// The product of positive sizes, or an error when it overflows.
+std::int64_t product(std::initializer_list<std::int64_t> sizes, const char* what) {
+  std::int64_t n = 1;
+  for (std::int64_t s : sizes) {
+    if (s > INT64_MAX / n) throw std::invalid_argument(fmt::format("{} overflows", what));
+    n *= s;
+  }
+  return n;
+}
+
+Json window_config(const autodiff::Window2D& w) {
+  return Json{{"pool_size", {w.height, w.width}},
+              {"strides", {w.stride_h, w.stride_w}},
+              {"padding", autodiff::to_string(w.padding)}};
+}
+
+template <class Pool>
+LayerType pooling_type(const char* class_name) {
+  return LayerType{
+      class_name, std::type_index(typeid(Pool)),
+      [](const Module& m) { return window_config(static_cast<const Pool&>(m).window()); },
+      [](const Json& c, ParameterBudget&) -> std::unique_ptr<Module> {
+        return std::make_unique<Pool>(pair_field(c, "pool_size", 1),
+                                      PoolOptions{pair_field(c, "strides", 1), padding_from(c)});
+      }};
+}
+
+// A layer type whose config is empty.
+template <class M>
+LayerType plain_type(const char* class_name) {
+  return LayerType{class_name, std::type_index(typeid(M)),
+                   [](const Module&) { return Json::object(); },
+                   [](const Json&, ParameterBudget&) -> std::unique_ptr<Module> {
+                     return std::make_unique<M>();
+                   }};
+}
+
+void add_convnet_layer_types(std::vector<LayerType>& types) {
+  types.push_back(LayerType{
+      "Conv2D", std::type_index(typeid(Conv2D)),
+      [](const Module& m) {
+        const auto& c = static_cast<const Conv2D&>(m);
+        const Conv2DOptions& o = c.options();
+        return Json{{"in_channels", c.in_channels()},
+                    {"filters", c.filters()},
+                    {"kernel_size", c.kernel_size()},
+                    {"strides", o.strides},
+                    {"padding", autodiff::to_string(o.padding)},
+                    {"use_bias", o.use_bias},
+                    {"activation", to_string(c.activation())}};
+      },
+      [](const Json& c, ParameterBudget& budget) -> std::unique_ptr<Module> {
+        const std::int64_t in = positive(c, "in_channels"), filters = positive(c, "filters");
+        const Size2D kernel = pair_field(c, "kernel_size", 1);
+        Conv2DOptions options;
+        options.strides = pair_field(c, "strides", 1);
+        options.padding = padding_from(c);
+        options.use_bias = c.at("use_bias").get<bool>();
+        const Activation activation = activation_from(c.at("activation").get<std::string>());
+        budget.claim(product({kernel[0], kernel[1], in, filters}, "the kernel's size"),
+                     fmt::format("weight ({}, {}, {}, {})", kernel[0], kernel[1], in, filters));
+        if (options.use_bias) budget.claim(filters, fmt::format("bias ({})", filters));
+        return std::make_unique<Conv2D>(in, filters, kernel, activation, options);
+      }});
+  types.push_back(pooling_type<MaxPooling2D>("MaxPooling2D"));
+  types.push_back(pooling_type<AveragePooling2D>("AveragePooling2D"));
+  types.push_back(plain_type<GlobalAveragePooling2D>("GlobalAveragePooling2D"));
+  types.push_back(plain_type<Flatten>("Flatten"));
+  types.push_back(
+      LayerType{"Reshape", std::type_index(typeid(Reshape)),
+                [](const Module& m) {
+                  return Json{{"target_shape", static_cast<const Reshape&>(m).target()}};
+                },
+                [](const Json& c, ParameterBudget&) -> std::unique_ptr<Module> {
+                  const Json& target = c.at("target_shape");
+                  if (!target.is_array() || target.size() >= std::size_t(autodiff::Shape::kMaxRank))
+                    throw std::invalid_argument(
+                        fmt::format("target_shape is {}, expected an array of at most {} integers",
+                                    target.dump(), autodiff::Shape::kMaxRank - 1));
+                  return std::make_unique<Reshape>(target.get<std::vector<std::int64_t>>());
+                }});
+  types.push_back(LayerType{"Dropout", std::type_index(typeid(Dropout)),
+                            [](const Module& m) {
+                              const auto& d = static_cast<const Dropout&>(m);
+                              return Json{{"rate", d.rate()}, {"seed", d.options().seed}};
+                            },
+                            [](const Json& c, ParameterBudget&) -> std::unique_ptr<Module> {
+                              return std::make_unique<Dropout>(
+                                  c.at("rate").get<double>(),
+                                  DropoutOptions{c.at("seed").get<std::uint64_t>()});
+                            }});
+  types.push_back(LayerType{
+      "BatchNormalization", std::type_index(typeid(BatchNormalization)),
+      [](const Module& m) {
+        const auto& b = static_cast<const BatchNormalization&>(m);
+        return Json{{"channels", b.channels()},
+                    {"momentum", b.options().momentum},
+                    {"epsilon", b.options().epsilon}};
+      },
+      [](const Json& c, ParameterBudget& budget) -> std::unique_ptr<Module> {
+        const std::int64_t channels = positive(c, "channels");
+        // gamma, beta and the two moving statistics.
+        for (const char* name : {"gamma", "beta", "moving_mean", "moving_variance"})
+          budget.claim(channels, fmt::format("{} ({})", name, channels));
+        return std::make_unique<BatchNormalization>(
+            channels,
+            BatchNormOptions{c.at("momentum").get<double>(), c.at("epsilon").get<double>()});
+      }});
 }
 
 std::unique_ptr<Module> build_module(const Json& node, ParameterBudget& budget);
@@ -97,6 +226,7 @@ std::vector<LayerType> library_layer_types() {
         }
         return sequential;
       }});
+  add_convnet_layer_types(types);
   return types;
 }
 

@@ -115,7 +115,8 @@ std::string Reshape::describe() const {
   return fmt::format("Reshape(({}))", fmt::join(target_, ", "));
 }
 
-Dropout::Dropout(double rate, DropoutOptions options) : rate_(rate), options_(options) {
+Dropout::Dropout(double rate, DropoutOptions options)
+    : rate_(rate), options_(options), calls_(&register_counter("calls")) {
   if (!(rate >= 0.0 && rate < 1.0))
     throw std::invalid_argument(fmt::format("Dropout: rate {}, expected in [0, 1)", rate));
 }
@@ -125,7 +126,7 @@ Tensor<float> Dropout::forward(const Tensor<float>& x) {
   // A fresh mask per call, each element drawn from (seed, call number, row of the global batch,
   // element of the row) alone.
   return dropout(x, rate_,
-                 autodiff::detail::mix64(options_.seed ^ autodiff::detail::mix64(++calls_)),
+                 autodiff::detail::mix64(options_.seed ^ autodiff::detail::mix64(++*calls_)),
                  first_row_);
 }
 
@@ -133,7 +134,7 @@ void Dropout::on_batch_share(const BatchShare& share) {
   first_row_ = share.first_row;
   // The other ranks draw this step's masks: the next step's call number is theirs too (a
   // Dropout called once per step, as in a Sequential).
-  if (share.empty && is_training() && rate_ != 0.0) ++calls_;
+  if (share.empty && is_training() && rate_ != 0.0) ++*calls_;
 }
 
 std::string Dropout::describe() const { return fmt::format("Dropout({})", rate_); }

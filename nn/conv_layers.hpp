@@ -123,7 +123,8 @@ struct DropoutOptions {
 };
 
 /// Training mode: each value is kept with probability 1 − rate and scaled by 1/(1 − rate), with
-/// a fresh mask per call; evaluation mode: the identity.
+/// a fresh mask per call (drawn from the seed and the call's number, a counter that checkpoints
+/// keep); evaluation mode: the identity.
 class Dropout : public Module {
  public:
   /// Throws std::invalid_argument unless 0 ≤ rate < 1.
@@ -139,7 +140,7 @@ class Dropout : public Module {
  private:
   double rate_;
   DropoutOptions options_;
-  std::uint64_t calls_ = 0;
+  std::uint64_t* calls_;        // the counter "calls": training steps taken, for exact resumes
   std::int64_t first_row_ = 0;  // of the input in the global batch (data-parallel shares)
 };
 

@@ -23,6 +23,10 @@ void Module::check_new_name(const std::string& name) const {
     if (existing == name)
       throw std::invalid_argument(
           fmt::format("{}: a child named \"{}\" is already registered", describe(), name));
+  for (const auto& [existing, _] : counters_)
+    if (existing == name)
+      throw std::invalid_argument(
+          fmt::format("{}: a counter named \"{}\" is already registered", describe(), name));
 }
 
 Parameter& Module::register_parameter(std::string name, const Shape& shape) {
@@ -41,6 +45,12 @@ Parameter& Module::register_tensor(std::string name, const Shape& shape, Entry k
       .emplace_back(std::move(name), std::move(owned));
   registered_.push_back(kind);
   return p;
+}
+
+std::uint64_t& Module::register_counter(std::string name) {
+  check_new_name(name);
+  counters_.emplace_back(std::move(name), std::make_unique<std::uint64_t>(0));
+  return *counters_.back().second;
 }
 
 void Module::adopt(std::string name, std::unique_ptr<Module> child) {
@@ -80,6 +90,15 @@ std::vector<NamedParameter> Module::named(bool parameters, bool buffers) {
 std::vector<NamedParameter> Module::named_parameters() { return named(true, false); }
 std::vector<NamedParameter> Module::named_buffers() { return named(false, true); }
 std::vector<NamedParameter> Module::named_state() { return named(true, true); }
+
+std::vector<std::pair<std::string, std::uint64_t*>> Module::named_counters() {
+  std::vector<std::pair<std::string, std::uint64_t*>> all;
+  for (auto& [name, counter] : counters_) all.emplace_back(name, counter.get());
+  for (auto& [child_name, child] : children_)
+    for (auto& [name, counter] : child->named_counters())
+      all.emplace_back(child_name + "." + name, counter);
+  return all;
+}
 
 void Module::collect_parameters(std::vector<Parameter*>& out) {
   out.clear();

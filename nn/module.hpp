@@ -62,6 +62,8 @@ class Module {
   std::vector<NamedParameter> named_buffers();
   /// Parameters and buffers together, in registration order: everything a model file holds.
   std::vector<NamedParameter> named_state();
+  /// Every counter (register_counter), likewise: integer training state a checkpoint keeps.
+  std::vector<std::pair<std::string, std::uint64_t*>> named_counters();
   std::vector<Parameter*> parameters();
   /// The same into `out` (cleared first), with no allocation once `out` is large enough.
   void collect_parameters(std::vector<Parameter*>& out);
@@ -101,6 +103,10 @@ class Module {
   /// State that is saved with the model but not trained (no optimizer sees it): BatchNorm's
   /// moving mean and variance. Zero-filled; its storage never moves.
   Parameter& register_buffer(std::string name, const Shape& shape);
+  /// An integer that training advances and an exact resume must restore, e.g. Dropout's call
+  /// number (its masks are drawn from it). Saved in checkpoints, not in model files. Starts at 0;
+  /// its storage never moves.
+  std::uint64_t& register_counter(std::string name);
   /// Takes `module` as a child; the returned reference stays valid as long as this module
   /// (moves included).
   template <std::derived_from<Module> M>
@@ -132,6 +138,7 @@ class Module {
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> buffers_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
+  std::vector<std::pair<std::string, std::unique_ptr<std::uint64_t>>> counters_;
   std::vector<Entry> registered_;  // what was registered, in order
   bool training_ = true;
 };

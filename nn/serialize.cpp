@@ -20,6 +20,7 @@ namespace {
 constexpr std::string_view kOptimizerPrefix = "optimizer.";
 constexpr std::string_view kTrainingPrefix = "training.";
 const std::string kOrderTensor = "training.order";
+const std::string kCounterPrefix = "training.counter.";
 
 [[noreturn]] void fail(const TensorFile& file, const std::string& what) {
   throw DataError(fmt::format("{}: {}", file.source, what));
@@ -222,6 +223,32 @@ TrainingProgress training_progress(const TensorFile& file) {
   return progress;
 }
 
+// The file's value for each of the model's counters, in named_counters() order: every counter the
+// model has, and no other, each an I64 tensor of shape (1).
+std::vector<std::uint64_t> checked_counters(Module& model, const TensorFile& file) {
+  std::vector<std::string> problems;
+  std::vector<std::uint64_t> values;
+  std::set<std::string> wanted;
+  for (const auto& [name, counter] : model.named_counters()) {
+    const std::string tensor = kCounterPrefix + name;
+    wanted.insert(tensor);
+    const StoredTensor* t = file.find(tensor);
+    if (!t)
+      problems.push_back(fmt::format("missing tensor \"{}\"", tensor));
+    else if (t->dtype != Dtype::I64 || t->shape != std::vector<std::int64_t>{1})
+      problems.push_back(fmt::format("tensor \"{}\" is {} of shape {}, expected I64 of shape (1)",
+                                     tensor, to_string(t->dtype), shape_text(t->shape)));
+    else
+      values.push_back(std::uint64_t(t->values<std::int64_t>()[0]));
+  }
+  for (const StoredTensor& t : file.tensors)
+    if (t.name.starts_with(kCounterPrefix) && !wanted.contains(t.name))
+      problems.push_back(fmt::format("extra tensor \"{}\" (not a counter of the model)", t.name));
+  if (!problems.empty())
+    fail(file, fmt::format("the counters do not fit the model: {}", fmt::join(problems, "; ")));
+  return values;
+}
+
 }  // namespace
 
 void save_weights(Module& model, const std::string& path) {
@@ -289,6 +316,8 @@ void save_checkpoint(Model& model, const std::string& path) {
                                               {"history", history_json(progress.history)}}
                                              .dump());
   file.add(kOrderTensor, progress.order, {static_cast<std::int64_t>(progress.order.size())});
+  for (const auto& [name, counter] : network.named_counters())  // two's complement: exact
+    file.add(kCounterPrefix + name, std::vector<std::int64_t>{std::int64_t(*counter)}, {1});
   write_safetensors(path, file, "the checkpoint");
 }
 
@@ -302,12 +331,15 @@ void load_checkpoint(Model& model, const std::string& path) {
   std::vector<std::vector<float>> weights = checked_weights(network, file);
   const OptimizerState state = optimizer_state(file, network.named_parameters());
   TrainingProgress progress = training_progress(file);
+  const std::vector<std::uint64_t> counters = checked_counters(network, file);
   try {
     model.optimizer().load_state(state, network.parameters());  // checks, then changes
   } catch (const std::invalid_argument& e) {
     fail(file, e.what());
   }
   assign_weights(network, weights);
+  std::size_t i = 0;
+  for (const auto& [name, counter] : network.named_counters()) *counter = counters[i++];
   model.set_progress(std::move(progress));
 }
 

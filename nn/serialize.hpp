@@ -54,9 +54,11 @@ std::unique_ptr<Module> load_model(const TensorFile& file);
 /// The model's weights (and architecture when it has one), its optimizer's state (tensors
 /// "optimizer.<slot>.<parameter>", settings and step count in the metadata's "optimizer"), and
 /// model.progress(): the epoch, the epoch order's permutation ("training.order") and generator,
-/// and the history so far.
+/// and the history so far; and the modules' counters ("training.counter.<path>", I64: Dropout's
+/// call number, so that the masks after a resume are the ones the uninterrupted run draws).
 void save_checkpoint(Model& model, const std::string& path);
-/// Restores all of that into `model` (same parameter names and shapes, same optimizer type).
+/// Restores all of that into `model` (same parameter names and shapes, same counters, same
+/// optimizer type).
 /// Continue with fit({… .initial_epoch = model.progress().epoch}) to get exactly the run that was
 /// interrupted.
 void load_checkpoint(Model& model, const std::string& path);

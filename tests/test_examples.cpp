@@ -385,6 +385,28 @@ TEST_CASE("mnist_mlp --checkpoint / --resume continue the run exactly; predict r
                                                "whole.csv", "whole.safetensors"});
 }
 
+TEST_CASE("mnist_cnn --checkpoint / --resume: Dropout's masks too; predict reads the convnet") {
+  testing::TempDir dir;
+  const std::string common = " --train-images 256 --batch-size 64 --seed 3";
+  const auto whole = lines_of(run("mnist_cnn --epochs 2" + common + " --history " +
+                                  (dir / "whole.csv") + " --save " + (dir / "whole.safetensors")));
+  run("mnist_cnn --epochs 1" + common + " --checkpoint " + (dir / "run.ckpt"));
+  const auto resumed = lines_of(run("mnist_cnn --epochs 2" + common + " --resume " +
+                                    (dir / "run.ckpt") + " --history " + (dir / "resumed.csv") +
+                                    " --save " + (dir / "resumed.safetensors") + " --plot " +
+                                    (dir / "curves.svg")));
+  CHECK(resumed[1] == "Resumed from " + (dir / "run.ckpt") + " after epoch 1");
+  CHECK(resumed[2] == "Epoch 2/2");
+  CHECK(resumed.back() == whole.back());
+  CHECK(testing::read_text(dir / "resumed.safetensors") ==
+        testing::read_text(dir / "whole.safetensors"));
+  CHECK(rows_without_seconds(dir / "resumed.csv") == rows_without_seconds(dir / "whole.csv"));
+  CHECK(testing::read_text(dir / "curves.svg").find("<svg") != std::string::npos);
+  const auto predicted = lines_of(run("predict --model " + (dir / "whole.safetensors")));
+  CHECK(predicted[0].find("34826 parameters") != std::string::npos);
+  CHECK(predicted.back() == whole.back());
+}
+
 TEST_CASE("mnist_mlp --resume and predict: bad files are clear errors") {
   testing::TempDir dir;
   testing::write_text(dir / "junk", "not a safetensors file at all");
