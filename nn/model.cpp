@@ -529,6 +529,9 @@ void Model::check_ranks_agree(const BatchSource& data, const FitOptions& options
 void Model::broadcast_state() {
   for (const NamedParameter& p : network_->named_state())
     communicator_->broadcast(std::as_writable_bytes(std::span(p.parameter->value)));
+  // The counters too (Dropout's call number: which masks the next step draws).
+  for (const auto& [name, counter] : network_->named_counters())
+    communicator_->broadcast(std::as_writable_bytes(std::span(counter, 1)));
 }
 
 void Model::average_buffers() {

@@ -194,10 +194,11 @@ class Model {
   void set_progress(TrainingProgress progress) { progress_ = std::move(progress); }
 
   /// Data-parallel training with the other ranks of `communicator` (nn/distributed.hpp over MPI),
-  /// each rank running the same program: fit starts from rank 0's parameters and buffers, each
-  /// step trains on this rank's share of the global batch (batch_size is the global batch's) and
-  /// applies the gradient summed over the ranks (data_parallel.hpp); the logs, validation and
-  /// evaluate are reduced over the ranks, so every rank sees the same numbers; only rank 0 prints.
+  /// each rank running the same program: fit starts from rank 0's parameters, buffers and
+  /// counters, each step trains on this rank's share of the global batch (batch_size is the global
+  /// batch's) and applies the gradient summed over the ranks (data_parallel.hpp); the logs,
+  /// validation and evaluate are reduced over the ranks, so every rank sees the same numbers; only
+  /// rank 0 prints.
   /// Dropout draws each row's mask by its row in the global batch (the single process's masks).
   /// BatchNormalization normalises with each rank's own share's statistics (as PyTorch's DDP
   /// without SyncBatchNorm); its moving statistics, like every buffer, are averaged over the ranks

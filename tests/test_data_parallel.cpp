@@ -298,3 +298,24 @@ TEST_CASE("data-parallel: BatchNormalization's moving statistics end the same on
     for (float v : b.parameter->value) CHECK(v == float((2.0 * double(mine[k++]) + 1.0) / 2.0));
   model.distribute(nullptr);
 }
+
+TEST_CASE("data-parallel: fit starts from rank 0's counters (Dropout's call number)") {
+  const nn::TensorData data = blobs(24, 7);
+  nn::Sequential network;
+  network.add(nn::Dense(4, 8, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dropout(0.25));
+  network.add(nn::Dense(8, 3, nn::Activation::Softmax, {.seed = 2}));
+  nn::Model model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
+  FakeRanks ranks(1, 2);
+  ranks.on_broadcast = [](std::span<std::byte> bytes) {  // only the counter has 8 bytes
+    if (bytes.size() != sizeof(std::uint64_t)) return;
+    const std::uint64_t rank0 = 41;
+    std::memcpy(bytes.data(), &rank0, sizeof rank0);
+  };
+  model.distribute(&ranks);
+  model.fit(data, {.batch_size = 8, .epochs = 1, .verbose = 0});
+  const auto counters = model.network().named_counters();
+  REQUIRE(counters.size() == 1);
+  CHECK(*counters[0].second == 41 + 3);  // then 3 steps
+  model.distribute(nullptr);
+}
