@@ -30,13 +30,15 @@
 //
 // Optional members: `name` (for messages); `view_offset(shapes…)` for an op whose output is a
 // view into its first input's values at that offset (forward is then not called);
-// `bool reads_vars() const` for an op that also receives gradient for scalar Vars (bridge.hpp).
+// `bool reads_vars() const` for an op that also receives gradient for scalar Vars (bridge.hpp),
+// with `std::span<const Index> var_slots() const` naming them (graph pictures draw the arrows).
 // An op without backward() is not differentiable: its output is a constant.
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <new>
+#include <span>
 #include <type_traits>
 
 #include "autodiff/tensor/tensor.hpp"
@@ -59,9 +61,25 @@ struct TensorView {
 };
 
 namespace detail {
-/// One distinct address per op type: a node remembers which op made it.
+/// What is known of an op type besides its code, one record per type: its address tells which op
+/// made a node (is_output_of), and var_slots, for an op with `var_slots()`, lists the scalar Vars
+/// a recorded op reads (bridge.hpp), for graph pictures.
+struct OpTypeInfo {
+  std::span<const Index> (*var_slots)(const void* op) = nullptr;
+};
 template <class Op>
-inline constexpr char op_type_tag = 0;
+std::span<const Index> var_slots_of(const void* op) {
+  return static_cast<const Op*>(op)->var_slots();
+}
+template <class Op>
+constexpr OpTypeInfo op_type_info() {
+  if constexpr (requires(const Op& op) { op.var_slots(); })
+    return {&var_slots_of<Op>};
+  else
+    return {};
+}
+template <class Op>
+inline constexpr OpTypeInfo op_type_tag = op_type_info<Op>();
 }  // namespace detail
 
 /// What an op's forward and backward see: its N inputs, its output, and (in backward) the
