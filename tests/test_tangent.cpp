@@ -9,9 +9,11 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "autodiff/autodiff.hpp"
 #include "nn/conv_layers.hpp"
+#include "nn/data.hpp"
 #include "nn/second_order.hpp"
 
 using namespace autodiff;
@@ -492,4 +494,62 @@ TEST_CASE("tangent mode: clear errors for an op without rules and for misuse") {
       nn::parameter_hvp(network, nn::mean_squared_error, std::vector<float>{1, 2, 3}, {1, 3},
                         std::vector<float>{0, 1, 0}, {1, 3}, std::vector<double>(12, 1.0)),
       doctest::Contains("\"clip_without_rules\" has no second-order rules"), TapeError);
+}
+
+TEST_CASE("the MNIST MLP's sharpest curvature: tensor path in float and double, scalar path") {
+  // examples/second_order's power iteration, through the tensor ops in float; then the Rayleigh
+  // quotient uᵀ·H·u at its eigenvector u by the exact scalar path (double) and by the tensor ops
+  // in double.
+  constexpr std::int64_t kBatch = 32;
+  const nn::Dataset train = nn::load_mnist(AUTODIFF_DATA_DIR, "train");
+  std::vector<float> x, y_true(kBatch * 10, 0.0f);
+  for (std::int64_t i = 0; i < kBatch * train.features(); ++i)
+    x.push_back(static_cast<float>(train.images()[i]) / 255.0f);
+  for (std::int64_t n = 0; n < kBatch; ++n) y_true[n * 10 + train.labels()[n]] = 1.0f;
+  nn::Sequential network;
+  network.add(nn::Dense(784, 128, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dense(128, 10, nn::Activation::Softmax, {.seed = 2}));
+  const auto loss = nn::SecondOrderLoss::CategoricalCrossentropy;
+
+  std::vector<double> u = seeded(static_cast<std::size_t>(network.parameter_count()), -1, 1, 42);
+  auto normalize = [](std::vector<double>& a) {
+    double norm = 0;
+    for (const double e : a) norm += e * e;
+    for (double& e : a) e /= std::sqrt(norm);
+  };
+  auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double total = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) total += a[i] * b[i];
+    return total;
+  };
+  normalize(u);
+  double eigenvalue = 0;
+  for (int iteration = 0; iteration < 200; ++iteration) {
+    const std::vector<double> hu =
+        nn::parameter_hvp(network, loss, x, kBatch, y_true, u).hessian_vector;
+    const double rayleigh = dot(u, hu);
+    const bool converged = std::fabs(rayleigh - eigenvalue) <= 1e-7 * std::fabs(rayleigh);
+    eigenvalue = rayleigh;
+    if (converged) break;
+    u = hu;
+    normalize(u);
+  }
+  CHECK(eigenvalue > 1);
+
+  const std::vector<double> point = nn::parameter_values(network);
+  const double scalar =
+      dot(u, nn::parameter_hvp_at(network, point, loss, x, kBatch, y_true, u).hessian_vector);
+  CHECK(eigenvalue == doctest::Approx(scalar).epsilon(1e-5));
+
+  auto in_double = [&](Inputs p) {
+    const T hidden = relu(matmul(from_floats(x, {kBatch, 784}), p[0]) + p[1]);
+    return cross_entropy_with_logits(matmul(hidden, p[2]) + p[3],
+                                     from_floats(y_true, {kBatch, 10}));
+  };
+  const double tensor_double =
+      dot(u, tensor_hvp(in_double, shapes_of(network), point, u).hessian_vector);
+  CHECK(tensor_double == doctest::Approx(scalar).epsilon(1e-12));
+  MESSAGE(fmt::format("largest eigenvalue: {:.10g} (tensor ops, float), {:.15g} (scalar, double), "
+                      "{:.15g} (tensor ops, double)",
+                      eigenvalue, scalar, tensor_double));
 }
