@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "allocation_counter.hpp"
 #include "autodiff/autodiff.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/data.hpp"
@@ -549,7 +550,32 @@ TEST_CASE("the MNIST MLP's sharpest curvature: tensor path in float and double, 
   const double tensor_double =
       dot(u, tensor_hvp(in_double, shapes_of(network), point, u).hessian_vector);
   CHECK(tensor_double == doctest::Approx(scalar).epsilon(1e-12));
-  MESSAGE(fmt::format("largest eigenvalue: {:.10g} (tensor ops, float), {:.15g} (scalar, double), "
-                      "{:.15g} (tensor ops, double)",
-                      eigenvalue, scalar, tensor_double));
+  MESSAGE(
+      fmt::format("largest eigenvalue: {:.10g} (tensor ops, float), {:.15g} (scalar, double), "
+                  "{:.15g} (tensor ops, double)",
+                  eigenvalue, scalar, tensor_double));
+}
+
+TEST_CASE("a warm parameter_hvp on the active tape allocates nothing on the heap") {
+  nn::Sequential network;
+  network.add(nn::Dense(20, 16, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dense(16, 4, nn::Activation::Softmax, {.seed = 2}));
+  const nn::Loss loss = nn::categorical_crossentropy;
+  const auto count = static_cast<std::size_t>(network.parameter_count());
+  std::vector<float> v(count, 0.5f), gradient(count), hessian_vector(count);
+  const std::vector<float> x = images(8, 20);
+  std::vector<float> y_true(32, 0.0f);
+  for (std::size_t r = 0; r < 8; ++r) y_true[r * 4 + r % 4] = 1.0f;
+  Tape tape;
+  TapeScope scope(tape);
+  auto step = [&] {
+    tape.clear();
+    return nn::parameter_hvp(network, loss, Tensor<float>::from(x, {8, 20}),
+                             Tensor<float>::from(y_true, {8, 4}), v, gradient, hessian_vector);
+  };
+  const float warm = step();
+  step();
+  testing::AllocationCounter counter;
+  CHECK(step() == warm);
+  CHECK(counter.count() == 0);
 }

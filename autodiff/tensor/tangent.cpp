@@ -30,8 +30,8 @@ void throw_zero_tangent(const char* what) {
 
 void check_tangent_inputs(Tape& tape, const std::uint32_t* inputs, int count, const char* op) {
   for (int i = 0; i < count; ++i) {
-    const CoarseNode& coarse = tape.node(inputs[i]);
-    const TensorNode& n = tensor_node(const_cast<CoarseNode&>(coarse));
+    CoarseNode& coarse = tape.node(inputs[i]);
+    const TensorNode& n = tensor_node(coarse);
     if (n.requires_grad && !coarse.is_leaf && !n.grad_has_tangent)
       throw TapeError(fmt::format(
           "autodiff: {}: input {} is the output of \"{}\", recorded before tangent mode began, so "
@@ -56,13 +56,23 @@ const TangentSeed* find_seed(const TangentRecording& recording, const void* valu
 
 }  // namespace detail
 
+namespace {
+// The seeds' memory, handed from one guard to the next on a thread: a warm guard allocates nothing.
+thread_local std::vector<detail::TangentSeed> spare_seeds;
+}  // namespace
+
 TangentMode::TangentMode(Tape& tape) : tape_(tape) {
   if (tape.tangents())
     throw TapeError("autodiff: TangentMode on a tape that is already in tangent mode");
+  recording_.seeds = std::move(spare_seeds);
+  recording_.seeds.clear();
   tape.set_tangents(&recording_);
 }
 
-TangentMode::~TangentMode() { tape_.set_tangents(nullptr); }
+TangentMode::~TangentMode() {
+  tape_.set_tangents(nullptr);
+  spare_seeds = std::move(recording_.seeds);
+}
 
 template <TensorElement T>
 void TangentMode::seed_parameter(std::span<const T> value, std::span<const T> tangent,
