@@ -196,15 +196,22 @@ concept HasBackward = requires(const Op& op, OpContext<T, N>& ctx) {
   op.backward(ctx);
 };
 
-/// Tangent mode's rules: backward_jvp always, jvp unless the op is a view (whose tangent is a view
-/// of its input's tangent).
 template <class Op, class T, int N>
-concept HasTangentRules = requires(const Op& op, OpContext<T, N>& ctx) {
+concept HasJvp = requires(Op& op, OpContext<T, N>& ctx) {
+  op.jvp(ctx);
+};
+template <class Op, class T, int N>
+concept HasBackwardJvp = requires(const Op& op, OpContext<T, N>& ctx) {
   op.backward_jvp(ctx);
-}
-&&(
-    requires(Op& op, OpContext<T, N>& ctx) { op.jvp(ctx); } ||
-    requires(const Op& op, const Shape& s) { op.view_offset(s); });
+};
+/// A view's tangent is a view of its input's tangent: it needs no jvp.
+template <class Op, class T, int N>
+concept HasJvpOrIsView = HasJvp<Op, T, N> || requires(const Op& op, const Shape& s) {
+  op.view_offset(s);
+};
+/// Tangent mode's rules: backward_jvp, and jvp unless the op is a view.
+template <class Op, class T, int N>
+concept HasTangentRules = HasBackwardJvp<Op, T, N> && HasJvpOrIsView<Op, T, N>;
 
 /// Tangent mode: refuses an op without the rules, or an input recorded outside tangent mode whose
 /// gradient's tangent has no place (tangent.cpp).
