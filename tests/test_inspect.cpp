@@ -734,3 +734,20 @@ TEST_CASE("history_svg: both panels, four series of one point per epoch, NaN bre
   CHECK(written == svg);
   CHECK_THROWS_AS(nn::write_history_svg(history, dir / "missing/curves.svg"), nn::DataError);
 }
+
+TEST_CASE("to_dot: a parameter with a sweep hook (data-parallel training) is still a parameter") {
+  Tape::active().clear();
+  std::vector<float> value = {1, 2, 3, 4}, grad(4);
+  int swept = 0;
+  const autodiff::LeafHook hook{[](void* n) { ++*static_cast<int*>(n); }, &swept};
+  const auto w = Tensor<float>::parameter(value.data(), grad.data(), {2, 2}, hook);
+  const Tensor<float> loss = sum(w * w);
+  loss.backward();
+  CHECK(swept == 1);
+  const std::string dot = autodiff::to_dot(loss);
+  INFO(dot);
+  // Drawn as a parameter (its colour), not as an op with no inputs.
+  const std::size_t at = dot.find("  n0 [label=\"parameter #0");
+  REQUIRE(at != std::string::npos);
+  CHECK(contains(dot.substr(at, dot.find('\n', at) - at), "fillcolor=\"#c8f0c8\""));
+}

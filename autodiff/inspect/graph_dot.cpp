@@ -78,7 +78,8 @@ Graph build(const Tape& tape) {
     const CoarseNode& c = tape.coarse_node(id);
     const TensorNode& t = tensor_of(tape, id);
     Kind kind = Kind::TensorOp;
-    if (t.input_count == 0 && !t.op)
+    // A leaf's op record may hold its LeafHook (data-parallel training): still a leaf.
+    if (t.input_count == 0 && (!t.op || c.is_leaf))
       kind = c.is_leaf ? (std::string_view(t.name) == "parameter" ? Kind::Parameter : Kind::Input)
                        : Kind::Constant;
     g.of_coarse[id] = g.nodes.size();
