@@ -391,10 +391,10 @@ TEST_CASE("mnist_cnn --checkpoint / --resume: Dropout's masks too; predict reads
   const auto whole = lines_of(run("mnist_cnn --epochs 2" + common + " --history " +
                                   (dir / "whole.csv") + " --save " + (dir / "whole.safetensors")));
   run("mnist_cnn --epochs 1" + common + " --checkpoint " + (dir / "run.ckpt"));
-  const auto resumed = lines_of(run("mnist_cnn --epochs 2" + common + " --resume " +
-                                    (dir / "run.ckpt") + " --history " + (dir / "resumed.csv") +
-                                    " --save " + (dir / "resumed.safetensors") + " --plot " +
-                                    (dir / "curves.svg")));
+  const auto resumed =
+      lines_of(run("mnist_cnn --epochs 2" + common + " --resume " + (dir / "run.ckpt") +
+                   " --history " + (dir / "resumed.csv") + " --save " +
+                   (dir / "resumed.safetensors") + " --plot " + (dir / "curves.svg")));
   CHECK(resumed[1] == "Resumed from " + (dir / "run.ckpt") + " after epoch 1");
   CHECK(resumed[2] == "Epoch 2/2");
   CHECK(resumed.back() == whole.back());
