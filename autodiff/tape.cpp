@@ -211,7 +211,11 @@ void Tape::sweep_interleaved(std::uint32_t statement_end) {
       sweep_statements(end, n.statement_position);
       end = n.statement_position;
     }
-    if (!n.backward) continue;
+    if (!n.backward) {
+      if (n.is_leaf && leaf_finished_)
+        leaf_finished_(leaf_context_, static_cast<std::uint32_t>(id));
+      continue;
+    }
     // Like a statement, a node that received no gradient sends none.
     const bool reached =
         n.grad != nullptr || (n.scalar_output != kNotRecorded && adjoint_[n.scalar_output] != 0.0);

@@ -102,6 +102,17 @@ class Tape {
   /// accumulate over calls; the adjoints of intermediate results are recomputed by each call.
   void backward(Index output);
 
+  /// Called by the reverse sweep as it passes each leaf coarse node (a tensor parameter or a
+  /// tensor marked requires_grad): from then on the sweep adds nothing more to that leaf's
+  /// gradient. Lets an optimizer update a parameter while its gradient is still in cache.
+  using LeafFinished = void (*)(void* context, std::uint32_t node);
+  /// Sets the callback (null: none) until it is set again; the inspected (anomaly-checking)
+  /// sweep does not call it.
+  void on_leaf_finished(LeafFinished callback, void* context) {
+    leaf_finished_ = callback;
+    leaf_context_ = context;
+  }
+
   bool is_recording() const { return recording_ != kNotRecording; }
   /// Whether and how the tape records, in one byte: the one test a Var makes per recorded value.
   enum RecordingMode : std::uint8_t { kNotRecording = 0, kRecording = 1, kRecordingWithNotes = 3 };
@@ -256,6 +267,8 @@ class Tape {
 
   Epoch epoch_;
   detail::TapeNotes* notes_ = nullptr;  // set by the inspection guards only
+  LeafFinished leaf_finished_ = nullptr;
+  void* leaf_context_ = nullptr;
   std::atomic<std::uintptr_t> owner_{0};
   std::uint32_t scope_depth_ = 0;
   RecordingMode recording_ = kRecording;
