@@ -156,6 +156,13 @@ void* Tape::grad_buffer(std::uint32_t id) {
   return n.grad;
 }
 
+void* Tape::grad_buffer_to_write(std::uint32_t id, bool* fresh) {
+  CoarseNode& n = nodes_[id];
+  *fresh = n.grad == nullptr;
+  if (*fresh) n.grad = arena_.allocate(n.grad_bytes);
+  return n.grad;
+}
+
 void Tape::grow_slots() {
   const std::size_t capacity = next_capacity(slot_capacity_, slot_count_ + 1, "Vars");
   regrow(adjoint_, slot_count_, capacity);

@@ -164,6 +164,10 @@ class Tape {
   CoarseNode& node(std::uint32_t id) { return nodes_[id]; }
   /// The gradient buffer of node `id`, allocated and zeroed when first asked for.
   void* grad_buffer(std::uint32_t id);
+  /// The same for a caller that writes every element of the gradient: when no gradient has
+  /// reached the node yet, its buffer is made without zeroing and *fresh is true (write, do not
+  /// add); otherwise *fresh is false (add, as with grad_buffer).
+  void* grad_buffer_to_write(std::uint32_t id, bool* fresh);
   /// Memory that lives until the next clear(), 64-byte aligned.
   void* allocate(std::size_t bytes) { return arena_.allocate(bytes); }
   template <class T>

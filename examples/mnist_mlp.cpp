@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include "autodiff/parallel.hpp"
 #include "cli_checks.hpp"
 #include "nn/data.hpp"
 #include "nn/inspect.hpp"
@@ -42,7 +43,7 @@ struct Settings {
   double learning_rate = 1e-3;  // Adam's default
   std::int64_t hidden = 128;
   std::uint64_t seed = 1;
-  int threads = 1;
+  int threads = autodiff::hardware_threads();
   run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
   bool detect_anomaly = false;
 };
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", s.seed, "seed of the initial weights and of the shuffling")
       ->capture_default_str()
       ->check(integer_in(0, kMaxSeed));
-  app.add_option("--threads", s.threads, "BLAS threads")
+  app.add_option("--threads", s.threads, "threads (the GEMMs and Adam split over them)")
       ->capture_default_str()
       ->check(integer_in(1, kMaxThreads));
   run_files::add_options(app, s.files);
@@ -103,7 +104,7 @@ int main(int argc, char** argv) {
     // Everything that can be checked is, before the work: a bad output path is not found out
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
     run_files::check_outputs(s.files);
-    autodiff::set_blas_threads(s.threads);
+    autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its part
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
     for (const auto& [data, prefix] : {std::pair{&train_data, "train"}, {&test_data, "t10k"}}) {

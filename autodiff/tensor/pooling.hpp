@@ -50,13 +50,17 @@ struct MaxPool2D {
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
     const auto gy = ctx.output_grad();
-    const auto gx = ctx.input_grad(0);
+    bool fresh = false;  // no gradient in gx yet: each thread zeroes its own images first
+    const auto gx = ctx.input_grad_to_write(0, &fresh);
     const std::int64_t per_image = gx.size() / std::max<std::int64_t>(gx.shape[0], 1);
     const std::int64_t out_per_image = gy.size() / std::max<std::int64_t>(gy.shape[0], 1);
     parallel_for(gy.shape[0], [&](std::int64_t first, std::int64_t last) {
-      for (std::int64_t n = first; n < last; ++n)
+      for (std::int64_t n = first; n < last; ++n) {
+        T* __restrict image = gx.data + n * per_image;
+        if (fresh) std::fill_n(image, per_image, T(0));  // an image at a time: still in cache
         for (std::int64_t o = n * out_per_image; o < (n + 1) * out_per_image; ++o)
-          gx[n * per_image + argmax[o]] += gy[o];
+          image[argmax[o]] += gy[o];
+      }
     });
   }
 
