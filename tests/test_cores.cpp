@@ -16,6 +16,7 @@
 #include "autodiff/autodiff.hpp"
 #include "autodiff/parallel.hpp"
 #include "nn/model.hpp"
+#include "tensor_check.hpp"
 
 using namespace autodiff;
 
@@ -217,4 +218,27 @@ TEST_CASE("an MLP training step on 2 threads allocates nothing once warm") {
   testing::AllocationCounter counter;
   model.train_step(data, rows);
   CHECK(counter.count() == 0);
+}
+
+TEST_CASE("ops that write a fresh input gradient, or add to one another op started") {
+  // Max pooling (windows that tile the image, with a row and a column left over), convolution,
+  // dropout and reshape write their input's gradient when they are the first to reach it, and add
+  // to it when an op recorded later (and so swept earlier) already did: both against finite
+  // differences.
+  using T = Tensor<double>;
+  CHECK_TENSOR_GRADIENT([](auto t) { return max_pool2d(t[0], {2, 2, 2, 2}); }, {{2, 5, 7, 3}});
+  const auto with_later_use = [](auto op) {
+    return [op](std::span<const T> t) {
+      const T first = op(t);
+      const T later = mean(t[0]);  // recorded after `first`: its gradient reaches t[0] first
+      return first * later;
+    };
+  };
+  CHECK_TENSOR_GRADIENT(with_later_use([](auto t) { return max_pool2d(t[0], {2, 2, 2, 2}); }),
+                        {{2, 5, 7, 3}});
+  CHECK_TENSOR_GRADIENT(with_later_use([](auto t) { return conv2d(t[0], t[1], 1, 1); }),
+                        {{2, 5, 4, 2}, {3, 3, 2, 2}});
+  CHECK_TENSOR_GRADIENT(with_later_use([](auto t) { return dropout(t[0], 0.5, 3); }), {{4, 6}});
+  CHECK_TENSOR_GRADIENT(with_later_use([](auto t) { return reshape(t[0], {6, 4}); }), {{4, 6}});
+  CHECK_TENSOR_GRADIENT([](auto t) { return reshape(t[0], {6, 4}) * 2.0; }, {{4, 6}});
 }
