@@ -15,6 +15,7 @@ cd "$(dirname "$0")"
 PACKAGES=(cmake make g++ pkg-config libfmt-dev doctest-dev libbenchmark-dev libcli11-dev zlib1g-dev
   libopenblas-dev nlohmann-json3-dev python3-numpy)
 PACKAGES+=(clang libclang-rt-14-dev)  # the fuzz pass in tests(): clang's libFuzzer
+PACKAGES+=(libopenmpi-dev openmpi-bin)  # data-parallel training (nn/distributed.hpp) and its tests
 PACKAGES+=(graphviz)  # the tests render the graph pictures (to_dot) with dot
 JOBS=2
 

@@ -59,6 +59,8 @@ Tape& make_default_tape();
 /// What a tape keeps while it is inspected (op names, values, labels, anomaly checks), attached by
 /// the guards of autodiff/inspect/notes.hpp; null otherwise, and then nothing is paid for it.
 class TapeNotes;
+/// The state of tangent mode (autodiff/tensor/tangent.hpp), attached by its guard; null otherwise.
+struct TangentRecording;
 /// The reverse sweep of an inspected tape: runs it with anomaly checks and returns true, or returns
 /// false when the notes do not ask for checks (autodiff/inspect/notes.cpp).
 bool inspected_sweep(Tape& tape, std::uint32_t statement_end);
@@ -188,6 +190,10 @@ class Tape {
     notes_ = notes;
     set_recording(is_recording());
   }
+  /// Tangent mode's state (autodiff/tensor/tangent.hpp), or null: tensor ops recorded while it
+  /// is set also carry tangents and the second-order rules of their backward.
+  detail::TangentRecording* tangents() const { return tangents_; }
+  void set_tangents(detail::TangentRecording* tangents) { tangents_ = tangents; }
   std::size_t coarse_node_count() const { return nodes_.size(); }
   const CoarseNode& coarse_node(std::uint32_t id) const { return nodes_[id]; }
   /// The slot statement `s` writes, and its operations' partials and operand slots.
@@ -270,7 +276,8 @@ class Tape {
   Arena arena_;
 
   Epoch epoch_;
-  detail::TapeNotes* notes_ = nullptr;  // set by the inspection guards only
+  detail::TapeNotes* notes_ = nullptr;            // set by the inspection guards only
+  detail::TangentRecording* tangents_ = nullptr;  // set by TangentMode only
   LeafFinished leaf_finished_ = nullptr;
   void* leaf_context_ = nullptr;
   std::atomic<std::uintptr_t> owner_{0};

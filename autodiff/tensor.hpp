@@ -11,4 +11,5 @@
 #include "autodiff/tensor/pooling.hpp"        // max, average and global average pooling
 #include "autodiff/tensor/reductions.hpp"     // sum, mean, max, min, logsumexp, argmax, argmin
 #include "autodiff/tensor/softmax.hpp"        // softmax, log_softmax, cross-entropy, one_hot
+#include "autodiff/tensor/tangent.hpp"        // tangent mode: H·v through the ops above
 #include "autodiff/tensor/tensor.hpp"         // Tensor<T>: creation, access, backward()

@@ -4,7 +4,12 @@
 //   MLP_floor: what no implementation can beat — the step's five GEMMs through BLAS
 //              (X·W1, H·W2, Xᵀ·dH, Hᵀ·dO, dO·W2ᵀ) and one vectorised Adam pass over the 101,770
 //              parameters, with the cheap elementwise work in between left out.
-// Compare MLP_step with MLP_floor in the same run (scripts/bench_ratios.py).
+//   MLP_gradient: MLP_step's forward and backward alone (the batch, the network, the loss, the
+//              reverse sweep), without the optimizer.
+//   MLP_hvp:   H·v of the same loss with respect to the 101,770 parameters, and its gradient,
+//              through the tensor ops in tangent mode (nn::parameter_hvp).
+// Compare MLP_step with MLP_floor, and MLP_hvp with MLP_gradient, in the same run
+// (scripts/bench_ratios.py).
 #include <cblas.h>
 
 #include <cmath>
@@ -17,6 +22,7 @@
 
 #include "autodiff/parallel.hpp"
 #include "nn/model.hpp"
+#include "nn/second_order.hpp"
 
 namespace {
 
@@ -50,6 +56,59 @@ void MLP_step(benchmark::State& state) {
   autodiff::set_threads(1);
 }
 BENCHMARK(MLP_step)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+
+nn::Sequential mnist_mlp() {
+  nn::Sequential network;
+  network.add(nn::Dense(kInputs, kHidden, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dense(kHidden, kClasses, nn::Activation::Softmax, {.seed = 2}));
+  return network;
+}
+
+void MLP_gradient(benchmark::State& state) {
+  autodiff::set_blas_threads(static_cast<int>(state.range(0)));
+  const nn::Dataset data = random_images(1024);
+  const nn::LabelledImages images(data);
+  nn::Sequential network = mnist_mlp();
+  std::vector<std::int64_t> rows(kBatch);
+  std::int64_t start = 0;
+  autodiff::Tape& tape = autodiff::Tape::active();
+  for (auto _ : state) {
+    std::iota(rows.begin(), rows.end(), start);
+    start = (start + kBatch) % (data.size() - kBatch);
+    tape.clear();
+    const autodiff::Tensor<float> y_true = images.targets(rows);
+    const autodiff::Tensor<float> loss =
+        nn::categorical_crossentropy(y_true, network(images.features(rows)));
+    loss.backward();
+    benchmark::DoNotOptimize(loss.item());
+  }
+}
+BENCHMARK(MLP_gradient)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+
+void MLP_hvp(benchmark::State& state) {
+  autodiff::set_blas_threads(static_cast<int>(state.range(0)));
+  const nn::Dataset data = random_images(1024);
+  const nn::LabelledImages images(data);
+  nn::Sequential network = mnist_mlp();
+  const auto count = static_cast<std::size_t>(network.parameter_count());
+  std::vector<float> v(count), gradient(count), hessian_vector(count);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (float& vi : v) vi = normal(rng);
+  std::vector<std::int64_t> rows(kBatch);
+  std::int64_t start = 0;
+  autodiff::Tape& tape = autodiff::Tape::active();
+  for (auto _ : state) {
+    std::iota(rows.begin(), rows.end(), start);
+    start = (start + kBatch) % (data.size() - kBatch);
+    tape.clear();
+    benchmark::DoNotOptimize(nn::parameter_hvp(network, nn::categorical_crossentropy,
+                                               images.features(rows), images.targets(rows), v,
+                                               gradient, hessian_vector));
+    benchmark::DoNotOptimize(hessian_vector.data());
+  }
+}
+BENCHMARK(MLP_hvp)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
 void MLP_floor(benchmark::State& state) {
   openblas_set_num_threads(static_cast<int>(state.range(0)));

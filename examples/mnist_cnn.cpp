@@ -6,6 +6,8 @@
 // standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
 // Every core by default: --threads sets how many the convolution and pooling kernels use.
 // --save, --checkpoint, --resume, --history and --plot as mnist_mlp's (run_files.hpp).
+// `mpirun -np N mnist_cnn` trains on N processes (data-parallel, the same global batch), each
+// rank on one thread unless --threads says otherwise; rank 0 prints and writes the files.
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -19,6 +21,7 @@
 #include "autodiff/parallel.hpp"
 #include "cli_checks.hpp"
 #include "nn/data.hpp"
+#include "nn/distributed.hpp"
 #include "nn/inspect.hpp"
 #include "nn/model.hpp"
 #include "run_files.hpp"
@@ -46,7 +49,7 @@ struct Settings {
   double learning_rate = 1e-3;    // Adam's default
   std::int64_t train_images = 0;  // 0: all of them
   std::uint64_t seed = 1;
-  int threads = autodiff::hardware_threads();
+  int threads = autodiff::hardware_threads();  // 1 per rank under mpirun
   run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
   bool detect_anomaly = false;
 };
@@ -84,7 +87,9 @@ double test(nn::Model& model, const nn::Dataset& data, const Settings& s) {
 }
 
 int main(int argc, char** argv) {
+  nn::distributed::Environment processes(argc, argv);  // MPI under mpirun, else one process
   Settings s;
+  if (processes.size() > 1) s.threads = 1;  // the ranks share the cores
   CLI::App app{"Keras's simple MNIST convnet: two Conv2D + MaxPooling2D, Dropout, Dense, Adam"};
   app.add_option("--data", s.data, "directory with the four MNIST-format IDX files (.gz or raw)")
       ->capture_default_str();
@@ -114,7 +119,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    run_files::check_outputs(s.files);
+    const bool main_process = processes.is_main();  // the one that prints and writes files
+    if (main_process) run_files::check_outputs(s.files);
     autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its images
     nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -132,9 +138,12 @@ int main(int argc, char** argv) {
       train_data = train_data.slice(0, s.train_images);
     nn::Model model(build_network(s), nn::categorical_crossentropy,
                     std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(s.learning_rate)));
-    fmt::print("{}: {} training and {} test images; {} parameters; {} threads\n", s.data,
-               train_data.size(), test_data.size(), model.network().parameter_count(), s.threads);
-    run_files::resume(model, s.files);
+    model.distribute(processes.communicator());  // null for one process
+    if (main_process)
+      fmt::print("{}: {} training and {} test images; {} parameters; {} threads{}\n", s.data,
+                 train_data.size(), test_data.size(), model.network().parameter_count(), s.threads,
+                 processes.size() > 1 ? fmt::format(" on each of {} ranks", processes.size()) : "");
+    run_files::resume(model, s.files);  // every rank reads the checkpoint
 
     std::optional<autodiff::DetectAnomaly> anomaly;  // off by default: then it costs nothing
     if (s.detect_anomaly) {
@@ -142,13 +151,14 @@ int main(int argc, char** argv) {
       nn::name_parameters(model.network());  // reports name "1.weight", not "parameter #0"
     }
     const nn::History history = train(model, train_data, s);
-    run_files::write_history(model, s.files, "MNIST convnet");
+    run_files::write_history(model, s.files, "MNIST convnet");  // rank 0 only, as the rest
     if (history.diverged) throw std::runtime_error(history.stop_reason);
     run_files::save_model(model, s.files);
-    fmt::print("Test accuracy: {}\n", test(model, test_data, s));
+    const double accuracy = test(model, test_data, s);  // every rank evaluates its share
+    if (main_process) fmt::print("Test accuracy: {}\n", accuracy);
     cli_checks::flush_stdout();
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "mnist_cnn: %s\n", error.what());  // cannot throw
+    processes.fail("mnist_cnn", error.what());  // cannot throw; under MPI, ends every rank
     return 1;
   }
 }

@@ -3,6 +3,8 @@
 //   batch 32; 10 epochs; validation_split 0.1; then the test set.
 // Runs on the 10,000 digits shipped in data/mnist-10k; --data takes any directory with the
 // four standard files (the full MNIST, or Fashion-MNIST from /usr/share/datasets/fashion-mnist).
+// `mpirun -np N mnist_mlp` trains on N processes (data-parallel, the same global batch), each
+// rank on one thread; rank 0 prints and writes the files.
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -15,6 +17,7 @@
 #include "autodiff/parallel.hpp"
 #include "cli_checks.hpp"
 #include "nn/data.hpp"
+#include "nn/distributed.hpp"
 #include "nn/inspect.hpp"
 #include "nn/model.hpp"
 #include "run_files.hpp"
@@ -43,7 +46,7 @@ struct Settings {
   double learning_rate = 1e-3;  // Adam's default
   std::int64_t hidden = 128;
   std::uint64_t seed = 1;
-  int threads = autodiff::hardware_threads();
+  int threads = autodiff::hardware_threads();  // 1 per rank under mpirun
   run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
   bool detect_anomaly = false;
 };
@@ -72,7 +75,9 @@ nn::History train(nn::Model& model, const nn::Dataset& data, const Settings& s) 
 double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(data)["accuracy"]; }
 
 int main(int argc, char** argv) {
+  nn::distributed::Environment processes(argc, argv);  // MPI under mpirun, else one process
   Settings s;
+  if (processes.size() > 1) s.threads = 1;  // the ranks share the cores
   CLI::App app{"The tutorial's MNIST MLP: 784 → Dense(128, relu) → Dense(10, softmax), Adam"};
   app.add_option("--data", s.data, "directory with the four MNIST-format IDX files (.gz or raw)")
       ->capture_default_str();
@@ -103,7 +108,8 @@ int main(int argc, char** argv) {
   try {
     // Everything that can be checked is, before the work: a bad output path is not found out
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
-    run_files::check_outputs(s.files);
+    const bool main_process = processes.is_main();  // the one that prints and writes files
+    if (main_process) run_files::check_outputs(s.files);
     autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its part
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
@@ -118,10 +124,12 @@ int main(int argc, char** argv) {
     }
     nn::Model model(build_network(s), nn::categorical_crossentropy,
                     std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(s.learning_rate)));
-    fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
-               train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
-               model.network().parameter_count());
-    run_files::resume(model, s.files);
+    model.distribute(processes.communicator());  // null for one process
+    if (main_process)
+      fmt::print("{}: {} training and {} test images; {} → {} → {}, {} parameters\n", s.data,
+                 train_data.size(), test_data.size(), kInputs, s.hidden, kClasses,
+                 model.network().parameter_count());
+    run_files::resume(model, s.files);  // every rank reads the checkpoint
 
     std::optional<autodiff::DetectAnomaly> anomaly;  // off by default: then it costs nothing
     if (s.detect_anomaly) {
@@ -129,13 +137,14 @@ int main(int argc, char** argv) {
       nn::name_parameters(model.network());  // reports name "0.weight", not "parameter #2"
     }
     const nn::History history = train(model, train_data, s);
-    run_files::write_history(model, s.files, "MNIST MLP");
+    run_files::write_history(model, s.files, "MNIST MLP");  // rank 0 only, as the rest
     if (history.diverged) throw std::runtime_error(history.stop_reason);
     run_files::save_model(model, s.files);
-    fmt::print("Test accuracy: {}\n", test(model, test_data));
+    const double accuracy = test(model, test_data);  // every rank evaluates its share
+    if (main_process) fmt::print("Test accuracy: {}\n", accuracy);
     cli_checks::flush_stdout();
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "mnist_mlp: %s\n", error.what());  // cannot throw
+    processes.fail("mnist_mlp", error.what());  // cannot throw; under MPI, ends every rank
     return 1;
   }
 }

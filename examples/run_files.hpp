@@ -4,7 +4,8 @@
 //   --save FILE          the trained model         --checkpoint FILE     one after each epoch
 //   --resume FILE        a checkpoint to continue from (--epochs counts from the run's start)
 // Every output path is checked for writability before training, so that a typo is not found out
-// after an hour's work; each file is written whole or not at all (nn/atomic_file.hpp).
+// after an hour's work; each file is written whole or not at all (nn/atomic_file.hpp). Under
+// mpirun (Model::distribute), only rank 0 prints and writes; every rank reads --resume.
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,7 +53,8 @@ inline void check_outputs(const RunFiles& files) {
 inline void resume(nn::Model& model, const RunFiles& files) {
   if (files.resume.empty()) return;
   nn::load_checkpoint(model, files.resume);
-  fmt::print("Resumed from {} after epoch {}\n", files.resume, model.progress().epoch);
+  if (model.is_main_process())
+    fmt::print("Resumed from {} after epoch {}\n", files.resume, model.progress().epoch);
 }
 
 /// The callbacks fit needs for these files (a checkpoint each epoch), owned here.
@@ -72,13 +74,14 @@ inline std::unique_ptr<Callbacks> callbacks(const RunFiles& files) {
 /// After training: the whole run's history (the epochs before a resume included), as CSV and as a
 /// chart titled `title`.
 inline void write_history(const nn::Model& model, const RunFiles& files, const std::string& title) {
+  if (!model.is_main_process()) return;
   const nn::History& run = model.progress().history;
   if (!files.history.empty()) run.write_csv(files.history);
   if (!files.plot.empty()) nn::write_history_svg(run, files.plot, {.title = title});
 }
 
 inline void save_model(nn::Model& model, const RunFiles& files) {
-  if (!files.save.empty()) nn::save_model(model.network(), files.save);
+  if (model.is_main_process() && !files.save.empty()) nn::save_model(model.network(), files.save);
 }
 
 }  // namespace run_files

@@ -3,7 +3,8 @@
 //
 // Each function is written once, generically (`[](auto x) { … }`), and the drivers call it with
 // the number type they need: hessian() and hvp() record it on Dual numbers (forward over
-// reverse), jvp() runs it on Duals alone. nn::parameter_hvp does the same for a model's loss.
+// reverse), jvp() runs it on Duals alone. For a model's loss, nn::parameter_hvp does it through
+// the tensor ops: tangents ride along the network's forward and backward passes (tangent mode).
 #include <array>
 #include <cmath>
 #include <cstdio>

@@ -123,9 +123,18 @@ Dropout::Dropout(double rate, DropoutOptions options)
 
 Tensor<float> Dropout::forward(const Tensor<float>& x) {
   if (!is_training() || rate_ == 0.0) return x;
-  // A fresh mask per call, each drawn from (seed, call number) alone.
+  // A fresh mask per call, each element drawn from (seed, call number, row of the global batch,
+  // element of the row) alone.
   return dropout(x, rate_,
-                 autodiff::detail::mix64(options_.seed ^ autodiff::detail::mix64(++*calls_)));
+                 autodiff::detail::mix64(options_.seed ^ autodiff::detail::mix64(++*calls_)),
+                 first_row_);
+}
+
+void Dropout::on_batch_share(const BatchShare& share) {
+  first_row_ = share.first_row;
+  // The other ranks draw this step's masks: the next step's call number is theirs too (a
+  // Dropout called once per step, as in a Sequential).
+  if (share.empty && is_training() && rate_ != 0.0) ++*calls_;
 }
 
 std::string Dropout::describe() const { return fmt::format("Dropout({})", rate_); }

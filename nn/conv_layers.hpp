@@ -134,10 +134,14 @@ class Dropout : public Module {
   double rate() const { return rate_; }
   const DropoutOptions& options() const { return options_; }
 
+ protected:
+  void on_batch_share(const BatchShare& share) override;
+
  private:
   double rate_;
   DropoutOptions options_;
-  std::uint64_t* calls_;  // the counter "calls": training steps taken, for exact resumes
+  std::uint64_t* calls_;        // the counter "calls": training steps taken, for exact resumes
+  std::int64_t first_row_ = 0;  // of the input in the global batch (data-parallel shares)
 };
 
 /// Keras's defaults.

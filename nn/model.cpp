@@ -79,6 +79,15 @@ void check_batch_size(std::int64_t batch_size, const char* where) {
         fmt::format("{}: batch_size is {}, expected > 0", where, batch_size));
 }
 
+// This rank's contiguous share of rows [begin, end): sizes differ by at most one, the larger
+// shares first.
+std::pair<std::int64_t, std::int64_t> shard_of(std::int64_t begin, std::int64_t end,
+                                               const Communicator& communicator) {
+  const std::int64_t rows = end - begin, ranks = communicator.size(), r = communicator.rank();
+  const std::int64_t first = begin + rows / ranks * r + std::min(r, rows % ranks);
+  return {first, first + rows / ranks + (r < rows % ranks ? 1 : 0)};
+}
+
 void check_fit_options(const FitOptions& options) {
   check_batch_size(options.batch_size, "fit");
   if (options.initial_epoch < 0)
@@ -242,6 +251,7 @@ void Model::stop_training(std::string reason) { stop_reason_ = std::move(reason)
 
 const Evaluation& Model::train_step(const BatchSource& data, std::span<const std::int64_t> rows) {
   require_training("train_step");
+  if (communicator_) return distributed_train_step(data, rows);
   autodiff::Tape& tape = autodiff::Tape::active();
   tape.clear();
   const Tensor<float> x = data.features(rows);
@@ -296,6 +306,20 @@ void Model::resume_progress(EpochOrder& epoch_order, std::int64_t rows, const Fi
 }
 
 History Model::fit(const BatchSource& data, const FitOptions& options) {
+  if (!communicator_) return fit_here(data, options);
+  require_training("fit");  // the same everywhere: before any exchange
+  try {
+    FitOptions on_this_rank = options;
+    if (!is_main_process()) on_this_rank.verbose = 0;  // one progress bar for the job
+    check_ranks_agree(data, options);
+    broadcast_state();
+    return fit_here(data, on_this_rank);
+  } catch (const std::exception& error) {  // the other ranks would wait for this one forever
+    communicator_->abort(fmt::format("fit: {}", error.what()));
+  }
+}
+
+History Model::fit_here(const BatchSource& data, const FitOptions& options) {
   require_training("fit");
   check_fit_options(options);
   // Keras: the validation rows are the last ones, split off before shuffling.
@@ -349,6 +373,9 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
       progress.update(step + 1, running, start);
     }
     if (history.diverged) break;
+    // Each rank's BatchNormalization saw its own shares: one moving statistic for validation,
+    // checkpoints and whatever follows.
+    if (communicator_) average_buffers();
     EpochLog log;
     log.epoch = epoch;
     for (const auto& [name, value] : running.values()) log.set(name, value);
@@ -364,6 +391,7 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
     progress_.generator = epoch_order.generator_state();
     progress_.history.epochs.push_back(log);
     for (Callback* c : options.callbacks) c->on_epoch_end(*this, history);
+    if (communicator_) agree_to_stop();
   }
   history.stop_reason = stop_reason_;
   if (!history.diverged && !stop_reason_.empty() && options.verbose > 0)
@@ -402,7 +430,9 @@ void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin
 Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
                                 std::int64_t batch_size, const std::string& prefix) {
   std::vector<double> sums(1 + metrics_.size(), 0.0);
-  for_each_batch(*network_, data, begin, end, batch_size, "evaluate",
+  const auto [first, last] =
+      communicator_ ? shard_of(begin, end, *communicator_) : std::pair{begin, end};
+  for_each_batch(*network_, data, first, last, batch_size, "evaluate",
                  [&](std::span<const std::int64_t> rows, const Tensor<float>& y_pred) {
                    const Tensor<float> y_true = data.targets(rows);
                    const double n = double(rows.size());
@@ -410,6 +440,7 @@ Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std
                    for (std::size_t k = 0; k < metrics_.size(); ++k)
                      sums[k + 1] += metrics_[k].compute(y_true, y_pred) * n;
                  });
+  if (communicator_) communicator_->sum(sums);
   Evaluation result;
   result.set(prefix + "loss", sums[0] / double(end - begin));
   for (std::size_t k = 0; k < metrics_.size(); ++k)
@@ -422,6 +453,7 @@ Evaluation Model::evaluate(const BatchSource& data, std::int64_t batch_size) {
   check_batch_size(batch_size, "evaluate");
   if (data.size() == 0)
     throw std::invalid_argument("evaluate: the dataset is empty: no loss or accuracy to report");
+  if (communicator_) average_buffers();  // after train_step calls of a loop of one's own
   return evaluate_rows(data, 0, data.size(), batch_size, "");
 }
 
@@ -446,6 +478,130 @@ std::vector<float> Model::predict(const Dataset& data, std::int64_t batch_size) 
 std::vector<float> Model::predict(std::span<const float> features, const Shape& shape) {
   const TensorData rows(std::vector<float>(features.begin(), features.end()), shape);
   return predict(rows, std::max<std::int64_t>(shape[0], 1));
+}
+
+// ---- Data-parallel training (Model::distribute) ----
+
+void Model::distribute(Communicator* communicator, DistributedOptions options) {
+  if (communicator && communicator->size() < 1)
+    throw std::invalid_argument(
+        fmt::format("Model::distribute: a communicator of {} ranks", communicator->size()));
+  if (options.bucket_bytes == 0)
+    throw std::invalid_argument("Model::distribute: bucket_bytes is 0, expected ≥ 1");
+  buckets_.reset();
+  communicator_ = communicator;
+  distributed_options_ = options;
+}
+
+void Model::check_ranks_agree(const BatchSource& data, const FitOptions& options) {
+  // What must be the same everywhere for the ranks to take the same steps: rank 0's values are
+  // sent to all, and a rank that differs says how.
+  const std::uint64_t generator_hash = std::hash<std::string>{}(progress_.generator);
+  const std::vector<std::pair<const char*, double>> mine = {
+      {"rows of data", double(data.size())},
+      {"batch_size", double(options.batch_size)},
+      {"epochs", double(options.epochs)},
+      {"initial_epoch", double(options.initial_epoch)},
+      {"validation_split", options.validation_split},
+      {"shuffle", double(options.shuffle)},
+      {"seed (high half)", double(options.seed >> 32)},
+      {"seed (low half)", double(options.seed & 0xffffffffu)},
+      {"parameters", double(network_->parameter_count())},
+      {"optimizer steps", double(optimizer_->state().iterations)},
+      {"checkpoint epoch", double(progress_.epoch)},
+      {"checkpoint generator (hash, high half)", double(generator_hash >> 32)},
+      {"checkpoint generator (hash, low half)", double(generator_hash & 0xffffffffu)}};
+  std::vector<double> rank0(mine.size());
+  for (std::size_t k = 0; k < mine.size(); ++k) rank0[k] = mine[k].second;
+  communicator_->broadcast(std::as_writable_bytes(std::span(rank0)));
+  std::string differences;
+  for (std::size_t k = 0; k < mine.size(); ++k)
+    if (!(mine[k].second == rank0[k]))
+      differences += fmt::format("{}{} is {} here, {} on rank 0", differences.empty() ? "" : "; ",
+                                 mine[k].first, mine[k].second, rank0[k]);
+  if (!differences.empty())
+    throw std::invalid_argument(fmt::format(
+        "the ranks do not run the same training: {} (every rank needs the same data, options "
+        "and checkpoint)",
+        differences));
+}
+
+void Model::broadcast_state() {
+  for (const NamedParameter& p : network_->named_state())
+    communicator_->broadcast(std::as_writable_bytes(std::span(p.parameter->value)));
+  // The counters too (Dropout's call number: which masks the next step draws).
+  for (const auto& [name, counter] : network_->named_counters())
+    communicator_->broadcast(std::as_writable_bytes(std::span(counter, 1)));
+}
+
+void Model::average_buffers() {
+  const std::vector<NamedParameter> buffers = network_->named_buffers();
+  if (buffers.empty()) return;  // the same model on every rank: all skip the exchange
+  std::vector<double> values;
+  for (const NamedParameter& b : buffers)
+    values.insert(values.end(), b.parameter->value.begin(), b.parameter->value.end());
+  communicator_->sum(values);
+  // Buffers already equal stay bit for bit what they were: n·v and n·v / n are exact in double.
+  const double ranks = double(communicator_->size());
+  auto in = values.begin();
+  for (const NamedParameter& b : buffers)
+    for (float& v : b.parameter->value) v = float(*in++ / ranks);
+}
+
+void Model::agree_to_stop() {
+  double stopping = stop_reason_.empty() ? 0.0 : 1.0;
+  communicator_->sum(std::span(&stopping, 1));
+  if (stopping > 0 && stop_reason_.empty()) stop_reason_ = "another rank stopped training";
+}
+
+const Evaluation& Model::distributed_train_step(const BatchSource& data,
+                                                std::span<const std::int64_t> rows) {
+  try {
+    if (rows.empty()) throw std::invalid_argument("no rows");
+    if (!buckets_ || !buckets_->watches(parameters_)) {
+      buckets_.reset();  // unwatches the old parameters first
+      buckets_ =
+          std::make_unique<GradientBuckets>(*communicator_, parameters_, distributed_options_);
+    }
+    const auto [first, last] = shard_of(0, std::int64_t(rows.size()), *communicator_);
+    const auto mine = rows.subspan(std::size_t(first), std::size_t(last - first));
+    const double global_rows = double(rows.size());
+    buckets_->begin_step(float(double(mine.size()) / global_rows));
+    struct Share {  // where this rank's rows lie, for Dropout; unset however the step ends
+      Module& network;
+      ~Share() { network.set_batch_share({}); }
+    } share{*network_};
+    network_->set_batch_share({.first_row = first, .empty = mine.empty()});
+    autodiff::Tape& tape = autodiff::Tape::active();
+    tape.clear();
+    step_sums_.assign(1 + metrics_.size(), 0.0);
+    if (!mine.empty()) {  // a rank with no rows sends zeros
+      const Tensor<float> x = data.features(mine);
+      const Tensor<float> y_true = data.targets(mine);
+      const Tensor<float> y_pred = (*network_)(x);
+      const Tensor<float> loss = loss_(y_true, y_pred);
+      loss.backward();  // the buckets start as the sweep completes them
+      const double n = double(mine.size());
+      step_sums_[0] = double(loss.item()) * n;
+      autodiff::NoGradGuard no_grad;
+      for (std::size_t k = 0; k < metrics_.size(); ++k)
+        step_sums_[k + 1] = metrics_[k].compute(y_true, y_pred) * n;
+    }
+    buckets_->finish(step_sums_);
+    for (double& s : step_sums_) s /= global_rows;
+    // The global batch's loss decides, the same on every rank.
+    if (std::isfinite(step_sums_[0])) {
+      optimizer_->step(parameters_);
+    } else {
+      for (Parameter* p : parameters_) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+    }
+    step_logs_.set("loss", step_sums_[0]);
+    for (std::size_t k = 0; k < metrics_.size(); ++k)
+      step_logs_.set(metrics_[k].name, step_sums_[k + 1]);
+    return step_logs_;
+  } catch (const std::exception& error) {
+    communicator_->abort(fmt::format("train_step: {}", error.what()));
+  }
 }
 
 double train_step(Module& network, const Loss& loss, Optimizer& optimizer,

@@ -19,8 +19,10 @@
 #include <vector>
 
 #include "nn/callbacks.hpp"
+#include "nn/communicator.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/data.hpp"
+#include "nn/data_parallel.hpp"
 #include "nn/layers.hpp"
 #include "nn/losses.hpp"
 #include "nn/metrics.hpp"
@@ -191,6 +193,23 @@ class Model {
   const TrainingProgress& progress() const { return progress_; }
   void set_progress(TrainingProgress progress) { progress_ = std::move(progress); }
 
+  /// Data-parallel training with the other ranks of `communicator` (nn/distributed.hpp over MPI),
+  /// each rank running the same program: fit starts from rank 0's parameters, buffers and
+  /// counters, each step trains on this rank's share of the global batch (batch_size is the global
+  /// batch's) and applies the gradient summed over the ranks (data_parallel.hpp); the logs,
+  /// validation and evaluate are reduced over the ranks, so every rank sees the same numbers; only
+  /// rank 0 prints.
+  /// Dropout draws each row's mask by its row in the global batch (the single process's masks).
+  /// BatchNormalization normalises with each rank's own share's statistics (as PyTorch's DDP
+  /// without SyncBatchNorm); its moving statistics, like every buffer, are averaged over the ranks
+  /// at each epoch's end and before evaluate, so that all ranks hold the same ones.
+  /// An exception on any rank in fit or train_step ends the whole job with its message. Null: a
+  /// single process again.
+  void distribute(Communicator* communicator, DistributedOptions options = {});
+  Communicator* communicator() const { return communicator_; }
+  /// Rank 0 of a data-parallel run, or a single process: the one that writes files and prints.
+  bool is_main_process() const { return !communicator_ || communicator_->rank() == 0; }
+
  private:
   Evaluation evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
                            std::int64_t batch_size, const std::string& prefix);
@@ -198,6 +217,17 @@ class Model {
   void require_loss(const char* what) const;
   // Sets epoch_order and progress_ to where options.initial_epoch says the run stands.
   void resume_progress(EpochOrder& epoch_order, std::int64_t rows, const FitOptions& options);
+  History fit_here(const BatchSource& data, const FitOptions& options);
+  // Data-parallel: fit's checks that every rank runs the same training, and rank 0's state sent to
+  // all; train_step on this rank's share; an epoch's end stopping every rank if one stops.
+  void check_ranks_agree(const BatchSource& data, const FitOptions& options);
+  void broadcast_state();
+  const Evaluation& distributed_train_step(const BatchSource& data,
+                                           std::span<const std::int64_t> rows);
+  void agree_to_stop();
+  // Data-parallel: every buffer (BatchNormalization's moving statistics) set to its mean over the
+  // ranks, the same on all.
+  void average_buffers();
 
   std::unique_ptr<Module> network_;
   Loss loss_;
@@ -208,6 +238,10 @@ class Model {
   TrainingProgress progress_;
   Evaluation step_logs_;
   std::unique_ptr<LabelledImages> images_;  // train_step(Dataset)'s adapter, kept for the next
+  Communicator* communicator_ = nullptr;
+  DistributedOptions distributed_options_;
+  std::unique_ptr<GradientBuckets> buckets_;  // after network_: unwatches its parameters first
+  std::vector<double> step_sums_;             // a distributed step's loss and metrics × rows
 };
 
 /// One step of a hand-written loop, with the tape handled: clears the active tape, records

@@ -148,6 +148,11 @@ void Module::train(bool training) {
   for (auto& [_, child] : children_) child->train(training);
 }
 
+void Module::set_batch_share(const BatchShare& share) {
+  on_batch_share(share);
+  for (auto& [_, child] : children_) child->set_batch_share(share);
+}
+
 void Module::throw_wrong_type(const std::string& which, const std::string& what) {
   throw std::invalid_argument(
       fmt::format("child {} is a {}, not of the type asked for", which, what));

@@ -34,6 +34,14 @@ struct NamedParameter {
   Parameter* parameter;
 };
 
+/// Where a data-parallel rank's rows lie in the step's global batch (Model::distribute): layers
+/// that draw at random per row (Dropout) draw by global row, so that a share of the batch gets
+/// exactly what the same rows get in one process.
+struct BatchShare {
+  std::int64_t first_row = 0;  // the share's first row, counted in the global batch
+  bool empty = false;          // no rows here this step: this rank runs no forward pass
+};
+
 class Module {
  public:
   Module() = default;
@@ -82,7 +90,14 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
+  /// Tells this module and all its children where the rows of the next forward passes lie in the
+  /// global batch (on_batch_share); Model's data-parallel step sets it before each forward pass and
+  /// back to the default after. A single process never needs it.
+  void set_batch_share(const BatchShare& share);
+
  protected:
+  /// set_batch_share's call on each module of the tree; does nothing unless overridden.
+  virtual void on_batch_share(const BatchShare& /*share*/) {}
   /// A new parameter of this module, zero-filled; its storage never moves.
   Parameter& register_parameter(std::string name, const Shape& shape);
   /// State that is saved with the model but not trained (no optimizer sees it): BatchNorm's

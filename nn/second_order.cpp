@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "autodiff/second_order.hpp"
+#include "autodiff/tensor/tangent.hpp"
+#include "nn/losses.hpp"
 
 namespace nn {
 namespace {
@@ -143,11 +145,104 @@ std::vector<double> parameter_values(Module& network) {
   return values;
 }
 
+namespace {
+
+// The network's state that a forward pass in training mode moves (BatchNormalization's moving
+// statistics, Dropout's call counter), put back when this goes out of scope.
+class KeptState {
+ public:
+  explicit KeptState(Module& network) {
+    for (const NamedParameter& buffer : network.named_buffers())
+      buffers_.emplace_back(buffer.parameter, buffer.parameter->value);
+    for (const auto& [name, counter] : network.named_counters())
+      counters_.emplace_back(counter, *counter);
+  }
+  ~KeptState() {
+    for (auto& [buffer, values] : buffers_) buffer->value = std::move(values);
+    for (const auto& [counter, value] : counters_) *counter = value;
+  }
+  KeptState(const KeptState&) = delete;
+  KeptState& operator=(const KeptState&) = delete;
+
+ private:
+  std::vector<std::pair<Parameter*, std::vector<float>>> buffers_;
+  std::vector<std::pair<std::uint64_t*, std::uint64_t>> counters_;
+};
+
+}  // namespace
+
+float parameter_hvp(Module& network, const Loss& loss, const Tensor<float>& x,
+                    const Tensor<float>& y_true, std::span<const float> v,
+                    std::span<float> gradient, std::span<float> hessian_vector) {
+  thread_local std::vector<Parameter*> parameters;
+  network.collect_parameters(parameters);
+  std::size_t count = 0;
+  for (const Parameter* p : parameters) count += p->value.size();
+  if (v.size() != count || gradient.size() != count || hessian_vector.size() != count)
+    throw std::invalid_argument(
+        fmt::format("parameter_hvp: v of {} entries, gradient of {} and hessian_vector of {}, "
+                    "expected one per parameter ({})",
+                    v.size(), gradient.size(), hessian_vector.size(), count));
+  std::fill(gradient.begin(), gradient.end(), 0.0f);
+  std::fill(hessian_vector.begin(), hessian_vector.end(), 0.0f);
+
+  const KeptState kept(network);
+  autodiff::TangentMode tangents;
+  std::size_t at = 0;
+  for (Parameter* p : parameters) {  // each parameter's direction, and where its results go
+    const std::size_t n = p->value.size();
+    tangents.seed_parameter<float>(p->value, v.subspan(at, n), hessian_vector.subspan(at, n),
+                                   gradient.subspan(at, n));
+    at += n;
+  }
+  const Tensor<float> value = loss(y_true, network(x));
+  if (value.size() != 1)
+    throw std::invalid_argument(fmt::format(
+        "parameter_hvp: the loss has shape {}, expected one element", value.shape().str()));
+  value.backward();
+  return value.item();
+}
+
+ParameterHvp parameter_hvp(Module& network, const Loss& loss, std::span<const float> x,
+                           const Shape& x_shape, std::span<const float> y_true,
+                           const Shape& y_shape, std::span<const double> v) {
+  thread_local autodiff::Tape tape;  // kept: a warm call allocates no tape memory
+  autodiff::TapeScope scope(tape);
+  tape.clear();
+  const Tensor<float> inputs = Tensor<float>::from(x, x_shape);
+  const Tensor<float> targets = Tensor<float>::from(y_true, y_shape);
+  const std::vector<float> direction(v.begin(), v.end());
+  std::vector<float> gradient(v.size()), hessian_vector(v.size());
+  ParameterHvp r;
+  r.loss = parameter_hvp(network, loss, inputs, targets, direction, gradient, hessian_vector);
+  tape.clear();
+  r.gradient.assign(gradient.begin(), gradient.end());
+  r.hessian_vector.assign(hessian_vector.begin(), hessian_vector.end());
+  return r;
+}
+
 ParameterHvp parameter_hvp(Module& network, SecondOrderLoss loss, std::span<const float> x,
                            std::int64_t batch, std::span<const float> y_true,
                            std::span<const double> v) {
-  const std::vector<double> point = parameter_values(network);
-  return parameter_hvp_at(network, point, loss, x, batch, y_true, v);
+  if (batch <= 0 || x.size() % static_cast<std::size_t>(batch) != 0 ||
+      y_true.size() % static_cast<std::size_t>(batch) != 0)
+    throw std::invalid_argument(
+        fmt::format("parameter_hvp: x has {} values and y_true {}, expected whole rows of a batch "
+                    "of {} > 0",
+                    x.size(), y_true.size(), batch));
+  const auto rows = static_cast<std::size_t>(batch);
+  const Shape x_shape{batch, static_cast<std::int64_t>(x.size() / rows)};
+  const Shape y_shape{batch, static_cast<std::int64_t>(y_true.size() / rows)};
+  if (loss == SecondOrderLoss::MeanSquaredError)
+    return parameter_hvp(network, mean_squared_error, x, x_shape, y_true, y_shape, v);
+  const Loss fused = [](const Tensor<float>& targets, const Tensor<float>& y_pred) {
+    if (!autodiff::is_softmax_output<float>(y_pred, nullptr))
+      throw std::invalid_argument(
+          "parameter_hvp: CategoricalCrossentropy needs a softmax on the network's output (the "
+          "fused form on its logits)");
+    return categorical_crossentropy(targets, y_pred);
+  };
+  return parameter_hvp(network, fused, x, x_shape, y_true, y_shape, v);
 }
 
 ParameterHvp parameter_hvp_at(Module& network, std::span<const double> parameters,

@@ -377,6 +377,10 @@ void ModelCheckpoint::on_epoch_end(Model& model, const History& history) {
     best_ = v;
     have_best_ = true;
   }
+  if (!model.is_main_process()) {  // data-parallel: rank 0 writes, for every rank
+    last_saved_ = log.epoch;
+    return;
+  }
   std::string path = path_;
   for (std::size_t at; (at = path.find("{epoch}")) != std::string::npos;)
     path.replace(at, 7, std::to_string(log.epoch));

@@ -248,6 +248,42 @@ TEST_CASE("anomaly mode: a planted NaN in a scalar graph, by op, inputs and sour
   CHECK(contains(back, "incoming adjoint: 1"));
 }
 
+TEST_CASE("anomaly mode: statements recorded by = and += carry a source line") {
+  Tape::active().clear();
+  autodiff::DetectAnomaly anomaly;
+  const std::array<double, 4> inputs = {2.0, 1.0, -1.0, 3.0};
+  std::array<Var, 4> x;
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = inputs[i];
+  // y = … : the assignment's own line.
+  Var y;
+  const int assigned_line = __LINE__ + 1;
+  const AnomalyError assigned = anomaly_of([&] { y = log(x[2]) + x[0]; });
+  CHECK(assigned.op == "log");
+  CHECK(contains(assigned.where, "test_inspect.cpp:" + std::to_string(assigned_line)));
+  CHECK_FALSE(contains(assigned.where, "by +="));
+  // f += … in an unrolled loop: the line where f was recorded, said to be an assignment to it.
+  const int declared_line = __LINE__ + 1;
+  Var f = 0.0;
+  const AnomalyError accumulated = anomaly_of([&] {
+    for (const Var& xi : x) f += log(xi) * xi;  // log(−1) at the third
+  });
+  CHECK(accumulated.op == "log");
+  const std::string message = accumulated.what();
+  INFO(message);
+  CHECK(contains(message, "test_inspect.cpp:" + std::to_string(declared_line)));
+  CHECK(contains(message, "by +=, -=, *= or /= to the Var recorded there"));
+  CHECK(f.value() == std::log(2.0) * 2);  // the two statements before it: log(2)·2 + log(1)·1
+  // The backward pass reports it too: a compound statement whose derivative is not finite.
+  Tape::active().clear();
+  Var zero = 0.0;
+  const int root_line = __LINE__ + 1;
+  Var g = 1.0;
+  g *= sqrt(zero);
+  const AnomalyError backward = anomaly_of([&] { g.backward(); });
+  CHECK(backward.in_backward);
+  CHECK(contains(backward.where, "test_inspect.cpp:" + std::to_string(root_line)));
+}
+
 TEST_CASE("anomaly mode: planted NaNs in a tensor graph, by op name and first index") {
   using T = Tensor<double>;
   Tape::active().clear();
@@ -408,6 +444,120 @@ TEST_CASE("to_dot without details, and for tensors: shapes, dtypes, parameter na
   } else {
     MESSAGE("graphviz's dot is not installed: the picture is checked by its structure only");
   }
+}
+
+// The id of the box whose label starts with `label` ("" if none).
+std::string box_id(const std::string& dot, const std::string& label) {
+  std::istringstream in(dot);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("  n", 0) == 0 && contains(line, " [label=\"" + label))
+      return line.substr(2, line.find(' ', 2) - 2);
+  return "";
+}
+bool has_arrow(const std::string& dot, const std::string& from, const std::string& to) {
+  for (const DotLine& line : dot_lines(dot))
+    if (line.from == from && line.to == to) return true;
+  return false;
+}
+
+TEST_CASE("to_dot: arrows from scalar Vars into the tensor ops that read them") {
+  Tape::active().clear();
+  autodiff::RecordDetails details;
+  Var w = 0.5, b = 2.0;
+  autodiff::name(w, "w");
+  autodiff::name(b, "b");
+  const auto x = Tensor<double>::from({1, 2, 3}, {3});
+  const Tensor<double> scaled = x * w;  // a Var on one side of an elementwise op
+  const std::array<Var, 2> elements = {w, b};
+  const Tensor<double> gathered = Tensor<double>::from_vars(elements, {2});  // Vars as elements
+  Var L = to_var(sum(scaled)) + to_var(sum(gathered));
+  L.backward();
+  CHECK(w.grad() == 1 + 2 + 3 + 1);
+  const std::string dot = autodiff::to_dot(L, {.legend = false});
+  INFO(dot);
+  const std::string w_box = box_id(dot, "w\\n"), b_box = box_id(dot, "b\\n");
+  const std::string multiply = box_id(dot, "multiply #"), from_vars = box_id(dot, "from_vars #");
+  REQUIRE(!w_box.empty());
+  REQUIRE(!b_box.empty());
+  REQUIRE(!multiply.empty());
+  REQUIRE(!from_vars.empty());
+  CHECK(has_arrow(dot, w_box, multiply));
+  CHECK(has_arrow(dot, w_box, from_vars));
+  CHECK(has_arrow(dot, b_box, from_vars));
+  CHECK_FALSE(has_arrow(dot, b_box, multiply));
+  CHECK(contains(dot, "w\\nvalue 0.5\\ngrad 7"));
+  // Every arrow joins two declared boxes, each declared before the arrows that leave it.
+  std::set<std::string> declared;
+  for (const DotLine& line : dot_lines(dot))
+    if (line.to.empty())
+      declared.insert(line.from);
+    else
+      CHECK(declared.count(line.from) == 1);
+}
+
+TEST_CASE("to_dot collapse_repeats: identical layers drawn once, in a box labelled × N") {
+  Tape::active().clear();
+  nn::Sequential network;
+  for (int i = 0; i < 5; ++i)
+    network.add(nn::Dense(4, 4, nn::Activation::Tanh, {.seed = static_cast<std::uint64_t>(i + 1)}));
+  network.add(nn::Dense(4, 1, nn::Activation::Sigmoid, {.seed = 9}));
+  const auto input = Tensor<float>::from({1, 2, 3, 4, -1, -2, -3, -4}, {2, 4});
+  const Tensor<float> loss = sum(network(input));
+  loss.backward();
+  const std::string full = autodiff::to_dot(loss, {.legend = false});
+  const std::string folded = autodiff::to_dot(loss, {.collapse_repeats = true, .legend = false});
+  INFO(folded);
+  // Each Dense layer: its weight, its bias, matmul, add and the activation.
+  constexpr std::size_t kBoxesPerLayer = 5;
+  CHECK(boxes(full) == 6 * kBoxesPerLayer + 2);  // and the input batch, and the sum
+  CHECK(count(folded, "label=\"× 5\"") == 1);    // the five hidden layers: one box
+  CHECK(count(full, "matmul #") == 6);
+  CHECK(count(folded, "matmul #") == 2);  // the first hidden layer's, and the last layer's
+  CHECK(boxes(folded) == boxes(full) - 4 * kBoxesPerLayer);
+  // The picture is still one piece: every arrow between declared boxes, in data-flow order.
+  std::set<std::string> declared;
+  for (const DotLine& line : dot_lines(folded)) {
+    if (line.to.empty()) {
+      declared.insert(line.from);
+    } else {
+      CHECK(declared.count(line.from) == 1);
+      CHECK(declared.count(line.to) == 1);
+    }
+  }
+  // Folded: the arrows within four layers (weight → matmul, matmul → add, bias → add, add →
+  // tanh) and the four from one layer into the next.
+  CHECK(count(folded, " -> ") == count(full, " -> ") - 4 * 5);
+  const std::string whole =
+      autodiff::to_dot(Tape::active(), {.collapse_repeats = true, .legend = false});
+  CHECK(boxes(whole) == boxes(folded));  // the whole tape is this graph
+  CHECK(count(whole, " -> ") == count(folded, " -> "));
+  if (std::system("command -v dot > /dev/null 2>&1") == 0) {
+    testing::TempDir dir;
+    std::ofstream(dir / "g.dot") << folded;
+    const std::string command = "dot -Tsvg " + (dir / "g.dot") + " -o " + (dir / "g.svg");
+    CHECK(std::system(command.c_str()) == 0);
+  }
+}
+
+TEST_CASE("to_dot collapse_repeats: an unrolled loop of scalar statements drawn once") {
+  Tape::active().clear();
+  autodiff::RecordDetails details;
+  Var x = 0.5, w = 0.9;
+  Var s = x;
+  for (int k = 0; k < 6; ++k) s = tanh(s * w) + 0.1 * k;  // the same statement each step
+  s.backward();
+  const std::string folded = autodiff::to_dot(s, {.collapse_repeats = true, .legend = false});
+  INFO(folded);
+  CHECK(count(folded, "label=\"× 6\"") == 1);
+  CHECK(boxes(folded) == 3);                 // x, w and the statement
+  CHECK(count(folded, " -> ") == 2);         // x and w into it; step into step is the run itself
+  CHECK(contains(folded, "peripheries=2"));  // the output is among the folded steps
+  // Different statements are not folded together.
+  Tape::active().clear();
+  Var a = 0.5;
+  Var t = a;
+  for (int k = 0; k < 6; ++k) t = k % 2 ? Var(sin(t)) : Var(cos(t));
+  CHECK(count(autodiff::to_dot(t, {.collapse_repeats = true}), "× 3") == 1);  // cos, sin × 3
 }
 
 // ---- The backward pass explained ----

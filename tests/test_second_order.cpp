@@ -382,7 +382,10 @@ TEST_CASE("nn::parameter_hvp: a Dense network's loss, its gradient and H·v") {
 
   for (const auto loss :
        {nn::SecondOrderLoss::CategoricalCrossentropy, nn::SecondOrderLoss::MeanSquaredError}) {
+    // Through the tensor ops, in float.
     const nn::ParameterHvp r = nn::parameter_hvp(network, loss, x, 2, y_true, v);
+    // The exact reference on scalars, in double.
+    const nn::ParameterHvp exact = nn::parameter_hvp_at(network, point, loss, x, 2, y_true, v);
 
     // The loss and its gradient are the library's model's (float tensors, to float precision).
     Tape tape;
@@ -396,30 +399,56 @@ TEST_CASE("nn::parameter_hvp: a Dense network's loss, its gradient and H·v") {
     for (nn::Parameter* p : network.parameters()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
     to_var(l).backward();
     CHECK(r.loss == doctest::Approx(l.item()).epsilon(1e-6));
+    CHECK(exact.loss == doctest::Approx(l.item()).epsilon(1e-6));
     std::size_t k = 0;
     for (const nn::Parameter* p : network.parameters())
-      for (const float g : p->grad)
-        CHECK(r.gradient[k++] == doctest::Approx(g).epsilon(1e-5).scale(1e-3));
+      for (const float g : p->grad) {
+        CHECK(r.gradient[k] == doctest::Approx(g).epsilon(1e-6).scale(1e-6));
+        CHECK(exact.gradient[k++] == doctest::Approx(g).epsilon(1e-5).scale(1e-3));
+      }
+    // parameter_hvp leaves the parameters' own gradients alone.
+    for (nn::Parameter* p : network.parameters()) std::fill(p->grad.begin(), p->grad.end(), 1.5f);
+    (void)nn::parameter_hvp(network, loss, x, 2, y_true, v);
+    for (const nn::Parameter* p : network.parameters())
+      for (const float g : p->grad) CHECK(g == 1.5f);
 
-    // H·v against Ridders' finite differences of the gradient along v, in double.
+    // The scalar path's H·v against Ridders' finite differences of its gradient along v, in
+    // double; the tensor path's (float) against it.
     auto gradient_at = [&](std::span<const double> at) {
       return nn::parameter_hvp_at(network, at, loss, x, 2, y_true, v).gradient;
     };
     const SecondOrderCheck check =
-        detail::check_second_order(gradient_at, point, v, r.loss, r.hessian_vector, {});
+        detail::check_second_order(gradient_at, point, v, exact.loss, exact.hessian_vector, {});
     INFO(check.table());
     CHECK(check.passed());
     CHECK(check.max_rel_error < 1e-7);
+    double largest = 0;
+    for (const double e : exact.hessian_vector) largest = std::max(largest, std::fabs(e));
+    for (std::size_t i = 0; i < v.size(); ++i)
+      CHECK(r.hessian_vector[i] ==
+            doctest::Approx(exact.hessian_vector[i]).scale(largest).epsilon(2e-5));
   }
 
   CHECK_THROWS_WITH_AS(
+      nn::parameter_hvp(network, nn::SecondOrderLoss::MeanSquaredError, x, 4, y_true, v),
+      "parameter_hvp: x has 6 values and y_true 6, expected whole rows of a batch of 4 > 0",
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
       nn::parameter_hvp(network, nn::SecondOrderLoss::MeanSquaredError, x, 3, y_true, v),
-      "parameter_hvp: x has 6 values and y_true 6, expected batch × 3 and batch × "
-      "3 with batch = 3 > 0",
+      "Dense(3 → 4): input has shape (3, 2), expected (batch, 3)", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      nn::parameter_hvp(network, nn::SecondOrderLoss::MeanSquaredError, x, 2, y_true,
+                        std::vector<double>(30)),
+      "parameter_hvp: v of 30 entries, gradient of 30 and hessian_vector of 30, expected one per "
+      "parameter (31)",
       std::invalid_argument);
   nn::Dense linear(3, 3);
   CHECK_THROWS_AS(nn::parameter_hvp(linear, nn::SecondOrderLoss::CategoricalCrossentropy, x, 2,
                                     y_true, std::vector<double>(12)),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(nn::parameter_hvp_at(linear, nn::parameter_values(linear),
+                                       nn::SecondOrderLoss::CategoricalCrossentropy, x, 2, y_true,
+                                       std::vector<double>(12)),
                   std::invalid_argument);
 }
 

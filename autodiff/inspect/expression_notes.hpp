@@ -204,15 +204,49 @@ bool find_forward_anomaly(const Binary<Op, L, R>& b, const ExpressionContext& c,
   return true;
 }
 
+// (Declared before any is defined: a Binary taken for a Var would be converted, and recorded.)
+inline bool has_recorded_leaf(const Var& v) { return v.is_recorded(); }
+inline bool has_recorded_leaf(const Constant&) { return false; }
+template <class Op, class A>
+bool has_recorded_leaf(const Unary<Op, A>& u);
+template <class Op, class L, class R>
+bool has_recorded_leaf(const Binary<Op, L, R>& b);
+template <class Op, class A>
+bool has_recorded_leaf(const Unary<Op, A>& u) {
+  return has_recorded_leaf(u.arg());
+}
+template <class Op, class L, class R>
+bool has_recorded_leaf(const Binary<Op, L, R>& b) {
+  return has_recorded_leaf(b.left()) || has_recorded_leaf(b.right());
+}
+
+// The slot of the leftmost Var leaf: in f += e, recorded as f = f + e, the Var assigned to.
+inline Index leftmost_slot(const Var& v) { return v.index(); }
+inline Index leftmost_slot(const Constant&) { return kNotRecorded; }
+template <class Op, class A>
+Index leftmost_slot(const Unary<Op, A>& u);
+template <class Op, class L, class R>
+Index leftmost_slot(const Binary<Op, L, R>& b);
+template <class Op, class A>
+Index leftmost_slot(const Unary<Op, A>& u) {
+  return leftmost_slot(u.arg());
+}
+template <class Op, class L, class R>
+Index leftmost_slot(const Binary<Op, L, R>& b) {
+  return leftmost_slot(b.left());
+}
+
 /// Throws the AnomalyError of a statement whose value is not finite (notes.cpp).
 [[noreturn]] void throw_forward_anomaly(const Tape& tape, const ForwardAnomaly& anomaly,
                                         const std::string& statement, double value,
-                                        const autodiff::SourceLocation& where);
+                                        const autodiff::SourceLocation& where, bool compound);
 
 template <class E>
-[[gnu::cold, gnu::noinline]] void note_statement(Tape& tape, E expression, Index slot,
+[[gnu::cold, gnu::noinline]] void note_statement(Tape& tape, const E& expression, Index slot,
                                                  autodiff::SourceLocation where) {
-  if (slot == kNotRecorded) return;
+  // Called before the statement is recorded, with the slot it will take; there is none when no
+  // leaf is recorded (numbers and constant Vars only).
+  if (!has_recorded_leaf(expression)) return;
   TapeNotes& notes = *tape.notes();
   const ExpressionContext context{tape, notes};
   // The values, from the notes of the leaves (the hot path passed their slots only).
@@ -225,20 +259,34 @@ template <class E>
     }
     return Var::recorded(leaf->value, v.index(), v.epoch());
   });
+  // Recorded inside the library, by a compound assignment (f += e is f = f + e, in ops.hpp): where
+  // the Var assigned to was recorded stands for it.
+  autodiff::SourceLocation at = where;
+  bool compound = false;
+  if (location_text(where).empty()) {
+    const Index target = leftmost_slot(computed);
+    const SlotNote* assigned = target != kNotRecorded ? notes.find_slot(tape, target) : nullptr;
+    if (assigned && !location_text(assigned->where).empty()) {
+      at = assigned->where;
+      compound = true;
+    }
+  }
   std::string text = describe(computed, context);
   if (known && notes.checks_anomalies()) {  // every op inside, not only the outermost: 1/exp(1000)
     ForwardAnomaly anomaly;
     if (find_forward_anomaly(computed, context, anomaly))
-      throw_forward_anomaly(tape, anomaly, text, computed.value(), where);
+      throw_forward_anomaly(tape, anomaly, text, computed.value(), at, compound);
   }
   SlotNote& note = notes.slot(tape, slot);
+  note = SlotNote{};
   note.noted = true;
   note.is_statement = true;
   note.value_known = known;
   note.value = computed.value();
   note.text = std::move(text);
   note.op = outer_op_name(computed);
-  note.where = where;
+  note.where = at;
+  note.compound = compound;
   note.label = notes.current_label();
 }
 

@@ -31,6 +31,11 @@ struct DotOptions {
   int max_depth = 0;
   /// At most this many boxes, the nearest to the output first (the rest summarised likewise).
   std::size_t max_nodes = 400;
+  /// Draw consecutive repeats of one structure (N identical layers, the statements of an unrolled
+  /// loop, a run of inputs) once, in a dashed box labelled "× N": the same ops in the same order,
+  /// wired alike within each repeat, tensor shapes equal. The first repeat is drawn, with its
+  /// values; arrows from later repeats to what follows the run start from it.
+  bool collapse_repeats = false;
   /// Label the arrows into scalar statements with the local derivative ∂result/∂input.
   bool show_partials = true;
   /// A small legend of the colours.

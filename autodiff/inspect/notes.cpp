@@ -103,21 +103,26 @@ const std::string* TapeNotes::storage_name(const void* data) const {
   return nullptr;
 }
 
-void note_leaf(Tape& tape, Index slot, double value) {
+void note_leaf(Tape& tape, Index slot, double value, autodiff::SourceLocation where) {
   SlotNote& note = tape.notes()->slot(tape, slot);
+  note = SlotNote{};  // nothing left from a statement that was to take this slot and failed
   note.noted = true;
   note.value = value;
+  note.where = where;
   note.label = tape.notes()->current_label();
 }
 
 namespace {
 
-std::string where_text(const autodiff::SourceLocation& where, const std::string& label) {
+std::string where_text(const autodiff::SourceLocation& where, const std::string& label,
+                       bool compound = false) {
   std::string text = location_text(where);
+  if (compound && !text.empty()) text += " (by +=, -=, *= or /= to the Var recorded there)";
   if (!label.empty()) text += (text.empty() ? "label " : ", label ") + label;
-  return text.empty() ? "no source location (assigned with = or +=) and no label "
-                        "(autodiff::Label names a scope)"
-                      : text;
+  return text.empty()
+             ? "no source location (a compound assignment to a Var not noted) and no label "
+               "(autodiff::Label names a scope)"
+             : text;
 }
 
 // ---- Tensors: the first element that is not finite, as a multi-index ----
@@ -182,9 +187,9 @@ std::string node_label(const Tape& tape, std::uint32_t id) {
 
 void throw_forward_anomaly(const Tape& tape, const ForwardAnomaly& anomaly,
                            const std::string& statement, double value,
-                           const autodiff::SourceLocation& where) {
+                           const autodiff::SourceLocation& where, bool compound) {
   const TapeNotes& notes = *tape.notes();
-  const std::string at = where_text(where, notes.current_label());
+  const std::string at = where_text(where, notes.current_label(), compound);
   throw AnomalyError(fmt::format("anomaly: {} gave {} in the forward pass\n"
                                  "  op:        {}\n"
                                  "  inputs:    {}\n"
@@ -240,7 +245,8 @@ void checked_statements(Tape& tape, std::uint32_t end, std::uint32_t first) {
         const SlotNote* note = notes.find_slot(tape, slot);
         const SlotNote* operand = notes.find_slot(tape, operands[k]);
         const std::string op = note ? note->op : "statement";
-        const std::string at = note ? where_text(note->where, note->label) : "(not noted)";
+        const std::string at =
+            note ? where_text(note->where, note->label, note->compound) : "(not noted)";
         throw AnomalyError(
             fmt::format("anomaly: {} sent {} to {} in the backward pass\n"
                         "  op:               {} = {}{}\n"

@@ -55,7 +55,10 @@ struct SlotNote {
   // so that a name given after recording is used): "sigmoid(w1*x1 + w2*x2 + b1)".
   std::string text;
   const char* op = "input";
+  // Where it was recorded. A compound assignment (f += …) is recorded inside the library: its
+  // statement takes the place of the Var assigned to (compound is then true).
   autodiff::SourceLocation where;
+  bool compound = false;
   std::string label;  // the labels active when it was recorded, "layer 1 › hidden"
 };
 
@@ -109,8 +112,8 @@ class TapeNotes {
 /// Called by the tensor layer only while tape.notes() is set.
 void note_tensor_op(Tape& tape, std::uint32_t id);
 
-/// "file:line in function", or empty where there is none to show (an assignment, y = … or
-/// y += …, is recorded inside var.hpp and cannot see its caller).
+/// "file:line in function", or empty where there is none to show (a compound assignment,
+/// y += …, is recorded inside ops.hpp and cannot see its caller).
 std::string location_text(const autodiff::SourceLocation& where);
 
 /// Formats a value for reports and pictures: 6 significant digits, or "nan", "inf".

@@ -42,6 +42,9 @@ struct FromVars {
   Shape shape;
   bool any_recorded;
   bool reads_vars() const { return any_recorded; }
+  std::span<const Index> var_slots() const {  // constants among them: kNotRecorded
+    return {slots, slots ? static_cast<std::size_t>(shape.size()) : 0};
+  }
   Shape output_shape() const { return shape; }
   template <class T>
   void forward(OpContext<T, 0>& ctx) {
@@ -68,6 +71,7 @@ struct WithVar {
   Index slot;  // kNotRecorded for a constant Var
   [[no_unique_address]] F f{};
   bool reads_vars() const { return slot != kNotRecorded; }
+  std::span<const Index> var_slots() const { return {&slot, reads_vars() ? 1u : 0u}; }
   Shape output_shape(const Shape& x) const { return x; }
   template <class T>
   void forward(OpContext<T, 1>& ctx) const {

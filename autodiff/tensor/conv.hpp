@@ -10,6 +10,10 @@
 // time, so that a block's patch rows stay in cache between im2col and its GEMMs. The patches are
 // not kept for backward: it rebuilds them block by block (a copy, cheaper than storing and
 // re-reading 18 MB per step). Scratch comes from the tape's arena; nothing is heap-allocated.
+//
+// Tangent mode (tangent.hpp): conv(x, w) is bilinear, so its tangent is conv(ẋ, w) + conv(x, ẇ)
+// + ḃ through the same lowering, and backward's products gain their tangents' products
+// (the ReLU's mask does not move).
 
 #include <algorithm>
 #include <cstring>
@@ -222,6 +226,103 @@ struct Conv2D {
         for (std::int64_t i = 0; i < row * filters; ++i) gw[i] += d_w[i];
       if (gb)
         for (std::int64_t f = 0; f < filters; ++f) gb[f] += d_w[row * filters + f];
+    }
+  }
+
+  template <class T, int N>
+  void jvp(OpContext<T, N>& ctx) const {
+    const auto x = ctx.input(0), w = ctx.input(1);
+    const auto dx = ctx.input_tangent(0), dw = ctx.input_tangent(1);
+    const T* d_bias = N == 3 ? ctx.input_tangent(N - 1).data : nullptr;
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const detail::Geometry2D g = geometry(x.shape, w.shape);
+    const std::int64_t filters = w.shape[3], row = g.kernel_h * g.kernel_w * g.channels;
+    const std::int64_t block = detail::images_per_block(g), pixels = g.out_pixels();
+    T* patches = ctx.template scratch<T>(threads() * block * pixels * row);
+    parallel_parts(g.batch, [&](int part, std::int64_t first, std::int64_t last) {
+      T* mine = patches + part * block * pixels * row;
+      for (std::int64_t n = first; n < last; n += block) {
+        const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
+        T* out = dy.data + n * pixels * filters;
+        if (dw) {  // conv(x, ẇ)
+          detail::im2col(g, x.data, n, end, mine);
+          detail::gemm(false, false, rows, filters, row, mine, dw.data, false, out);
+        }
+        if (dx) {  // conv(ẋ, w)
+          detail::im2col(g, dx.data, n, end, mine);
+          detail::gemm(false, false, rows, filters, row, mine, w.data, bool(dw), out);
+        }
+        if (!dw && !dx) std::fill_n(out, rows * filters, T(0));
+        const T* y_rows = y.data + n * pixels * filters;
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t f = 0; f < filters; ++f) {
+            T& d = out[r * filters + f];
+            if (d_bias) d += d_bias[f];
+            if (relu && !(y_rows[r * filters + f] > T(0))) d = T(0);
+          }
+      }
+    });
+  }
+
+  template <class T, int N>
+  void backward_jvp(OpContext<T, N>& ctx) const {
+    const auto x = ctx.input(0), w = ctx.input(1);
+    const auto dx = ctx.input_tangent(0), dw = ctx.input_tangent(1);
+    const auto y = ctx.output();
+    const auto gy = ctx.output_grad(), d_gy = ctx.output_grad_tangent();
+    const auto d_gx = ctx.input_grad_tangent(0), d_gw = ctx.input_grad_tangent(1);
+    const TensorView<T> d_gb = N == 3 ? ctx.input_grad_tangent(N - 1) : TensorView<T>{};
+    const detail::Geometry2D g = geometry(x.shape, w.shape);
+    const std::int64_t filters = w.shape[3], row = g.kernel_h * g.kernel_w * g.channels;
+    const std::int64_t block = detail::images_per_block(g), pixels = g.out_pixels();
+    const std::int64_t slots = threads(), block_rows = block * pixels;
+    // Per thread: patches, their gradient's tangent, the output gradient and its tangent after
+    // the ReLU's mask, and its own sums for (dW)˙ and (db)˙.
+    const std::int64_t per_slot =
+        block_rows * row * 2 + block_rows * filters * 2 + row * filters + filters;
+    T* scratch = ctx.template scratch<T>(slots * per_slot);
+    const std::int64_t sums_at = block_rows * row * 2 + block_rows * filters * 2;
+    for (std::int64_t s = 0; s < slots; ++s)
+      std::fill_n(scratch + s * per_slot + sums_at, row * filters + filters, T(0));
+    parallel_parts(g.batch, [&](int part, std::int64_t first, std::int64_t last) {
+      T* patches = scratch + part * per_slot;
+      T* d_patches = patches + block_rows * row;
+      T* g_out = d_patches + block_rows * row;
+      T* d_g_out = g_out + block_rows * filters;
+      T* d_w = d_g_out + block_rows * filters;
+      T* d_b = d_w + row * filters;
+      for (std::int64_t n = first; n < last; n += block) {
+        const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
+        const std::int64_t at = n * pixels * filters;
+        for (std::int64_t r = 0; r < rows; ++r)  // the ReLU's mask, and (db)˙'s sums
+          for (std::int64_t f = 0; f < filters; ++f) {
+            const std::int64_t i = r * filters + f;
+            const bool pass = !relu || y[at + i] > T(0);
+            g_out[i] = pass ? gy[at + i] : T(0);
+            d_g_out[i] = pass ? d_gy[at + i] : T(0);
+            d_b[f] += d_g_out[i];
+          }
+        if (d_gw) {  // (dW)˙ += Pᵀ·(dY)˙ + Ṗᵀ·dY
+          detail::im2col(g, x.data, n, end, patches);
+          detail::gemm(true, false, row, filters, rows, patches, d_g_out, true, d_w);
+          if (dx) {
+            detail::im2col(g, dx.data, n, end, patches);
+            detail::gemm(true, false, row, filters, rows, patches, g_out, true, d_w);
+          }
+        }
+        if (d_gx) {  // (dX)˙ += col2im((dY)˙·Wᵀ + dY·Ẇᵀ)
+          detail::gemm(false, true, rows, row, filters, d_g_out, w.data, false, d_patches);
+          if (dw) detail::gemm(false, true, rows, row, filters, g_out, dw.data, true, d_patches);
+          detail::col2im_add(g, d_patches, n, end, d_gx.data);
+        }
+      }
+    });
+    for (std::int64_t s = 0; s < slots; ++s) {
+      const T* d_w = scratch + s * per_slot + sums_at;
+      if (d_gw)
+        for (std::int64_t i = 0; i < row * filters; ++i) d_gw[i] += d_w[i];
+      if (d_gb)
+        for (std::int64_t f = 0; f < filters; ++f) d_gb[f] += d_w[row * filters + f];
     }
   }
 

@@ -3,10 +3,17 @@
 // applies a unary entry, ZipWith a binary one with NumPy broadcasting, and WithNumber a binary one
 // with a plain number on one side (a number is never recorded). A user's elementwise struct goes
 // through the same three: elementwise<MyOp>(tensor).
+//
+// Tangent mode (tangent.hpp): ẏ = f′·ẋ, and backward's g·f′ gains g·(f′)˙, the derivative's own
+// tangent, found by evaluating the table's derivative on Dual numbers (dual.hpp), as the scalar
+// second-order tape does: no second derivative is written anywhere. A user's entry joins in by
+// saying its derivative is generic code that runs on Duals: `static constexpr bool
+// twice_differentiable = true;` (call exp, fabs, … unqualified).
 
 #include <functional>
 #include <type_traits>
 
+#include "autodiff/dual.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/parallel.hpp"
 #include "autodiff/tensor/op.hpp"
@@ -18,6 +25,26 @@ template <class N>
 concept Number = std::is_arithmetic_v<N>;
 
 namespace detail {
+
+template <class F, class... Table>
+inline constexpr bool is_one_of = (std::is_same_v<F, Table> || ...);
+/// Whether an elementwise entry's derivatives run on Dual numbers, for tangent mode: the op
+/// table's do; a user's entry says so with `static constexpr bool twice_differentiable = true`.
+template <class F>
+inline constexpr bool kTwiceDifferentiable =
+    is_one_of<F, op::Add, op::Subtract, op::Multiply, op::Divide, op::Power, op::Minimum,
+              op::Maximum, op::Negate, op::Square, op::Exp, op::Log, op::Log1p, op::Sqrt, op::Sin,
+              op::Cos, op::Tan, op::Tanh, op::Sigmoid, op::Relu, op::Abs, op::Softplus,
+              op::LeakyRelu, op::Clamp> ||
+    requires {
+  requires F::twice_differentiable;
+};
+
+/// The value's tangent where there is one, else 0: a Dual for the derivative's own tangent.
+template <class T>
+Dual<T> dual_at(const T* values, const T* tangents, std::int64_t i) {
+  return Dual<T>(values[i], tangents ? tangents[i] : T(0));
+}
 
 /// For each output element of a broadcast, the index into each of K inputs.
 template <int K>
@@ -129,6 +156,29 @@ struct Map {
       for (std::int64_t i = begin; i < end; ++i) gx[i] += g[i] * f.derivative(x[i], y[i]);
     });
   }
+  // Tangent mode: ẏ = f′·ẋ; ġx += ġ·f′ + g·(f′)˙, with (f′)˙ from f′ on Duals.
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0), dx = ctx.input_tangent(0);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    for (std::int64_t i = 0; i < y.size(); ++i)
+      dy[i] = dx[i] == T(0) ? T(0) : f.derivative(x[i], y[i]) * dx[i];
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const requires detail::kTwiceDifferentiable<F> {
+    const auto x = ctx.input(0), dx = ctx.input_tangent(0);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const auto d_gx = ctx.input_grad_tangent(0);
+    for (std::int64_t i = 0; i < y.size(); ++i) {
+      T term = dg[i] == T(0) ? T(0) : dg[i] * f.derivative(x[i], y[i]);
+      if (dx && dx[i] != T(0))
+        term += g[i] * f.derivative(detail::dual_at(x.data, dx.data, i),
+                                    detail::dual_at(y.data, dy.data, i))
+                           .tangent;
+      d_gx[i] += term;
+    }
+  }
 };
 
 /// y = f(a, b) with broadcasting; da += g · ∂f/∂a, db += g · ∂f/∂b (summed over broadcasts).
@@ -211,6 +261,40 @@ struct ZipWith {
         gb[j] += g[o] * f.d_right(a[i], b[j], y[o]);
       });
   }
+  // Tangent mode: ẏ = ∂f/∂a·ȧ + ∂f/∂b·ḃ; ġa += ġ·∂f/∂a + g·(∂f/∂a)˙, and likewise for b.
+  template <class T>
+  void jvp(OpContext<T, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1), da = ctx.input_tangent(0),
+               db = ctx.input_tangent(1);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    detail::Broadcast<2>(y.shape, {a.shape, b.shape})
+        .for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
+          T d = 0;
+          if (da && da[i] != T(0)) d += f.d_left(a[i], b[j], y[o]) * da[i];
+          if (db && db[j] != T(0)) d += f.d_right(a[i], b[j], y[o]) * db[j];
+          dy[o] = d;
+        });
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 2>& ctx) const requires detail::kTwiceDifferentiable<F> {
+    const auto a = ctx.input(0), b = ctx.input(1), da = ctx.input_tangent(0),
+               db = ctx.input_tangent(1);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const auto d_ga = ctx.input_grad_tangent(0), d_gb = ctx.input_grad_tangent(1);
+    const bool moves = da || db;  // otherwise the derivatives stay put
+    detail::Broadcast<2>(y.shape, {a.shape, b.shape})
+        .for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
+          if (d_ga) d_ga[i] += dg[o] * f.d_left(a[i], b[j], y[o]);
+          if (d_gb) d_gb[j] += dg[o] * f.d_right(a[i], b[j], y[o]);
+          if (!moves || g[o] == T(0)) return;
+          const Dual<T> ad = detail::dual_at(a.data, da.data, i),
+                        bd = detail::dual_at(b.data, db.data, j),
+                        yd = detail::dual_at(y.data, dy.data, o);
+          if (d_ga) d_ga[i] += g[o] * f.d_left(ad, bd, yd).tangent;
+          if (d_gb) d_gb[j] += g[o] * f.d_right(ad, bd, yd).tangent;
+        });
+  }
 };
 
 /// y = f(x, c) (or f(c, x) when the number is on the left) for a number c.
@@ -238,9 +322,40 @@ struct WithNumber {
     T* __restrict gx = ctx.input_grad(0).data;
     const T c = static_cast<T>(number);
     detail::elementwise_for(ctx.output().size(), [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i)
-        gx[i] += g[i] * (kNumberOnLeft ? f.d_right(c, x[i], y[i]) : f.d_left(x[i], c, y[i]));
+      for (std::int64_t i = begin; i < end; ++i) gx[i] += g[i] * derivative(c, x[i], y[i]);
     });
+  }
+  // Tangent mode: as Map's, with the number held still.
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    const auto x = ctx.input(0), dx = ctx.input_tangent(0);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const T c = static_cast<T>(number);
+    for (std::int64_t i = 0; i < y.size(); ++i)
+      dy[i] = dx[i] == T(0) ? T(0) : derivative(c, x[i], y[i]) * dx[i];
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const requires detail::kTwiceDifferentiable<F> {
+    const auto x = ctx.input(0), dx = ctx.input_tangent(0);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const auto d_gx = ctx.input_grad_tangent(0);
+    const T c = static_cast<T>(number);
+    for (std::int64_t i = 0; i < y.size(); ++i) {
+      T term = dg[i] == T(0) ? T(0) : dg[i] * derivative(c, x[i], y[i]);
+      if (dx && dx[i] != T(0))
+        term += g[i] * derivative(Dual<T>(c), detail::dual_at(x.data, dx.data, i),
+                                  detail::dual_at(y.data, dy.data, i))
+                           .tangent;
+      d_gx[i] += term;
+    }
+  }
+
+ private:
+  // ∂y/∂x, for x on either side of the number.
+  template <class T>
+  T derivative(T c, T x, T y) const {
+    return kNumberOnLeft ? f.d_right(c, x, y) : f.d_left(x, c, y);
   }
 };
 
@@ -272,6 +387,21 @@ struct Select {
             gb[j] += g[o];
           }
         });
+  }
+  // Tangent mode: linear in a and b (the condition is a constant).
+  template <class T>
+  void jvp(OpContext<T, 3>& ctx) const {
+    const auto c = ctx.input(0), da = ctx.input_tangent(1), db = ctx.input_tangent(2);
+    const auto dy = ctx.output_tangent();
+    detail::Broadcast<3>(dy.shape, {c.shape, da.shape, db.shape})
+        .for_each([&](std::int64_t o, std::int64_t k, std::int64_t i, std::int64_t j) {
+          dy[o] = c[k] != T(0) ? (da ? da[i] : T(0)) : (db ? db[j] : T(0));
+        });
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 3>& ctx) const {
+    OpContext<T, 3> tangents = ctx.grad_tangents();
+    backward(tangents);
   }
 };
 

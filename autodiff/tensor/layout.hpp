@@ -1,6 +1,7 @@
 #pragma once
 // Layout: transpose, reshape, slice_rows, gather_rows. Reshape and slice_rows are views: they
 // share their input's values, and their backward adds into a contiguous range of its gradient.
+// All are linear: in tangent mode (tangent.hpp) their forward and backward move the tangents.
 
 #include <span>
 #include <stdexcept>
@@ -38,6 +39,11 @@ struct ViewBackward {
     else
       for (std::int64_t i = 0; i < count; ++i) gx[i] += g[i];
   }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
+  }
 };
 }  // namespace detail
 
@@ -64,6 +70,16 @@ struct Transpose {
     const std::int64_t rows = gx.shape[0], cols = gx.shape[1];
     for (std::int64_t i = 0; i < rows; ++i)
       for (std::int64_t j = 0; j < cols; ++j) gx[i * cols + j] += g[j * rows + i];
+  }
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.tangents();
+    forward(tangents);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
   }
 };
 
@@ -128,6 +144,19 @@ struct GatherRows {
     const std::int64_t row = detail::row_size(gx.shape);
     for (std::int64_t i = 0; i < count; ++i)
       for (std::int64_t j = 0; j < row; ++j) gx[rows[i] * row + j] += g[i * row + j];
+  }
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    const auto dx = ctx.input_tangent(0);
+    const auto dy = ctx.output_tangent();
+    const std::int64_t row = detail::row_size(dx.shape);
+    for (std::int64_t i = 0; i < count; ++i)
+      std::copy_n(dx.data + rows[i] * row, row, dy.data + i * row);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
   }
 };
 

@@ -1,5 +1,7 @@
 #pragma once
 // Linear algebra: matmul through BLAS (sgemm / dgemm). C = A·B; dA += dC·Bᵀ, dB += Aᵀ·dC.
+// Tangent mode (tangent.hpp), the product rule on each: Ċ = Ȧ·B + A·Ḃ;
+// (dA)˙ += (dC)˙·Bᵀ + dC·Ḃᵀ, (dB)˙ += Ȧᵀ·dC + Aᵀ·(dC)˙ — a product only where a tangent is not 0.
 
 #include <limits>
 #include <stdexcept>
@@ -48,6 +50,30 @@ struct MatMul {
       detail::gemm(false, true, m, k, n, g.data, b.data, true, ga.data);
     if (const auto gb = ctx.input_grad(1))
       detail::gemm(true, false, k, n, m, a.data, g.data, true, gb.data);
+  }
+  template <class T>
+  void jvp(OpContext<T, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1);
+    const auto da = ctx.input_tangent(0), db = ctx.input_tangent(1);
+    const auto dc = ctx.output_tangent();
+    const std::int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1];
+    if (da) detail::gemm(false, false, m, n, k, da.data, b.data, false, dc.data);
+    if (db) detail::gemm(false, false, m, n, k, a.data, db.data, bool(da), dc.data);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1);
+    const auto da = ctx.input_tangent(0), db = ctx.input_tangent(1);
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const std::int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1];
+    if (const auto d_ga = ctx.input_grad_tangent(0)) {
+      detail::gemm(false, true, m, k, n, dg.data, b.data, true, d_ga.data);
+      if (db) detail::gemm(false, true, m, k, n, g.data, db.data, true, d_ga.data);
+    }
+    if (const auto d_gb = ctx.input_grad_tangent(1)) {
+      detail::gemm(true, false, k, n, m, a.data, dg.data, true, d_gb.data);
+      if (da) detail::gemm(true, false, k, n, m, da.data, g.data, true, d_gb.data);
+    }
   }
 };
 

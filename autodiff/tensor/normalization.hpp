@@ -35,11 +35,13 @@ inline bool dropout_keeps(std::uint64_t seed, std::int64_t i, std::uint64_t thre
 /// Inverted dropout: each element is kept with probability 1 − rate and scaled by 1/(1 − rate),
 /// or set to 0; backward masks the gradient the same way. The mask is a function of the seed and
 /// the element's index alone, so backward draws it again instead of storing it, and it does not
-/// depend on the thread count.
+/// depend on the thread count. The index is counted from `first_element`: a part of a larger
+/// tensor (a rank's rows of a data-parallel batch) gets the mask the whole would give those rows.
 struct Dropout {
   static constexpr const char* name = "dropout";
   double rate = 0.5;
   std::uint64_t seed = 0;
+  std::int64_t first_element = 0;
   Shape output_shape(const Shape& x) const {
     if (!(rate >= 0.0 && rate < 1.0))
       throw std::invalid_argument(fmt::format("dropout: rate {}, expected in [0, 1)", rate));
@@ -77,12 +79,23 @@ struct Dropout {
     const T scale = T(1.0 / (1.0 - rate));
     const std::uint64_t threshold = detail::dropout_threshold(rate);
     for (std::int64_t i = first; i < last; ++i) {
-      const T v = detail::dropout_keeps(seed, i, threshold) ? from[i] * scale : T(0);
+      const T v = detail::dropout_keeps(seed, first_element + i, threshold) ? from[i] * scale : T(0);
       if constexpr (kAdd)
         to[i] += v;
       else
         to[i] = v;
     }
+  }
+  // Tangent mode (tangent.hpp): linear, the same mask on the tangents.
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.tangents();
+    forward(tangents);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
   }
   static constexpr std::int64_t kGrain = 16'384;  // below this, one thread is faster
 };
@@ -99,6 +112,7 @@ struct BatchNorm {
   void* mean_out = nullptr;
   void* variance_out = nullptr;
   const void* saved = nullptr;  // forward's μ and 1/√(σ² + ε), per channel, for backward
+  const void* saved_tangent = nullptr;  // tangent mode: jvp's μ̇ and mean(x̂·ẋ), per channel
 
   Shape output_shape(const Shape& x, const Shape& gamma, const Shape& beta) const {
     if (x.rank() < 2 || gamma.rank() != 1 || !(gamma == beta) || gamma[0] != x[x.rank() - 1] ||
@@ -198,13 +212,109 @@ struct BatchNorm {
         }
     });
   }
+
+  // Tangent mode (tangent.hpp), with r = 1/√(σ² + ε): μ̇ = mean(ẋ), ṙ = −r²·mean(x̂·ẋ),
+  // x̂̇ = r·(ẋ − μ̇ − x̂·mean(x̂·ẋ)), ẏ = γ̇·x̂ + γ·x̂̇ + β̇; backward's formula moved along all of
+  // them (its sums Σg and Σg·x̂ by Σġ and Σ(ġ·x̂ + g·x̂̇)).
+  template <class T>
+  void jvp(OpContext<T, 3>& ctx) {
+    const auto x = ctx.input(0), gamma = ctx.input(1);
+    const auto dx = ctx.input_tangent(0), d_gamma = ctx.input_tangent(1),
+               d_beta = ctx.input_tangent(2);
+    const auto dy = ctx.output_tangent();
+    const std::int64_t c = gamma.shape[0], rows = x.size() / c;
+    const T* mean = static_cast<const T*>(saved);
+    const T* inv_std = mean + c;
+    T* moved = ctx.template scratch<T>(2 * c);  // μ̇, then mean(x̂·ẋ)
+    std::fill_n(moved, 2 * c, T(0));
+    if (dx) {
+      double* sums = ctx.template scratch<double>(2 * c);
+      std::fill_n(sums, 2 * c, 0.0);
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t k = 0; k < c; ++k) {
+          sums[k] += double(dx[r * c + k]);
+          sums[c + k] += double((x[r * c + k] - mean[k]) * inv_std[k]) * double(dx[r * c + k]);
+        }
+      for (std::int64_t k = 0; k < 2 * c; ++k) moved[k] = T(sums[k] / double(rows));
+    }
+    saved_tangent = moved;
+    parallel_for(rows, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k) {
+          const std::int64_t i = r * c + k;
+          const T x_hat = (x[i] - mean[k]) * inv_std[k];
+          T d = dx ? gamma[k] * inv_std[k] * (dx[i] - moved[k] - x_hat * moved[c + k]) : T(0);
+          if (d_gamma) d += d_gamma[k] * x_hat;
+          if (d_beta) d += d_beta[k];
+          dy[i] = d;
+        }
+    });
+  }
+
+  template <class T>
+  void backward_jvp(OpContext<T, 3>& ctx) const {
+    const auto x = ctx.input(0), gamma = ctx.input(1);
+    const auto dx = ctx.input_tangent(0), d_gamma = ctx.input_tangent(1);
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const auto d_gx = ctx.input_grad_tangent(0), d_g_gamma = ctx.input_grad_tangent(1),
+               d_g_beta = ctx.input_grad_tangent(2);
+    const std::int64_t c = gamma.shape[0], rows = x.size() / c;
+    const T* mean = static_cast<const T*>(saved);
+    const T* inv_std = mean + c;
+    const T* moved = static_cast<const T*>(saved_tangent);  // null: jvp did not run, ẋ = 0
+    auto x_hat_at = [&](std::int64_t i, std::int64_t k) { return (x[i] - mean[k]) * inv_std[k]; };
+    auto d_x_hat_at = [&](std::int64_t i, std::int64_t k, T x_hat) {
+      return dx ? inv_std[k] * (dx[i] - moved[k] - x_hat * moved[c + k]) : T(0);
+    };
+    // Per channel: Σg, Σg·x̂, Σġ, Σ(ġ·x̂ + g·x̂̇).
+    double* sums = ctx.template scratch<double>(4 * c);
+    std::fill_n(sums, 4 * c, 0.0);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t k = 0; k < c; ++k) {
+        const std::int64_t i = r * c + k;
+        const T x_hat = x_hat_at(i, k);
+        sums[k] += double(g[i]);
+        sums[c + k] += double(g[i] * x_hat);
+        sums[2 * c + k] += double(dg[i]);
+        sums[3 * c + k] += double(dg[i] * x_hat + g[i] * d_x_hat_at(i, k, x_hat));
+      }
+    T* totals = ctx.template scratch<T>(4 * c);
+    for (std::int64_t k = 0; k < 4 * c; ++k) totals[k] = T(sums[k]);
+    const T *sum_g = totals, *sum_gx = totals + c, *d_sum_g = totals + 2 * c,
+            *d_sum_gx = totals + 3 * c;
+    for (std::int64_t k = 0; k < c; ++k) {
+      if (d_g_gamma) d_g_gamma[k] += d_sum_gx[k];
+      if (d_g_beta) d_g_beta[k] += d_sum_g[k];
+    }
+    if (!d_gx) return;
+    const T m = T(rows);
+    parallel_for(rows, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t r = first; r < last; ++r)
+        for (std::int64_t k = 0; k < c; ++k) {
+          const std::int64_t i = r * c + k;
+          const T x_hat = x_hat_at(i, k), d_x_hat = d_x_hat_at(i, k, x_hat);
+          const T d_inv_std = moved ? -inv_std[k] * inv_std[k] * moved[c + k] : T(0);
+          const T d_scale = (d_gamma ? d_gamma[k] * inv_std[k] : T(0)) + gamma[k] * d_inv_std;
+          const T base = g[i] - sum_g[k] / m - x_hat * sum_gx[k] / m;
+          d_gx[i] += d_scale * base + gamma[k] * inv_std[k] *
+                                          (dg[i] - d_sum_g[k] / m - d_x_hat * sum_gx[k] / m -
+                                           x_hat * d_sum_gx[k] / m);
+        }
+    });
+  }
 };
 
 /// Dropout with probability `rate` from the mask seeded `seed` (training mode: a layer passes a
-/// fresh seed each step).
+/// fresh seed each step). `first_row`: the index of x's first row (axis 0) in the batch the mask
+/// is drawn for, when x is a share of it (data-parallel training); each row's mask is then the one
+/// the whole batch gives that row.
 template <TensorElement T>
-Tensor<T> dropout(const Tensor<T>& x, double rate, std::uint64_t seed) {
-  return apply(Dropout{rate, seed}, x);
+Tensor<T> dropout(const Tensor<T>& x, double rate, std::uint64_t seed, std::int64_t first_row = 0) {
+  if (first_row < 0)
+    throw std::invalid_argument(fmt::format("dropout: first_row {}, expected ≥ 0", first_row));
+  const std::int64_t row_elements =
+      x.rank() == 0 || x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+  return apply(Dropout{rate, seed, first_row * row_elements}, x);
 }
 /// Batch normalisation with the batch's statistics, over the last axis.
 template <TensorElement T>

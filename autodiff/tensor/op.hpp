@@ -30,13 +30,24 @@
 //
 // Optional members: `name` (for messages); `view_offset(shapes…)` for an op whose output is a
 // view into its first input's values at that offset (forward is then not called);
-// `bool reads_vars() const` for an op that also receives gradient for scalar Vars (bridge.hpp).
+// `bool reads_vars() const` for an op that also receives gradient for scalar Vars (bridge.hpp),
+// with `std::span<const Index> var_slots() const` naming them (graph pictures draw the arrows).
 // An op without backward() is not differentiable: its output is a constant.
+//
+// Second order (tangent mode, tangent.hpp: H·v by forward over reverse) needs two more members,
+// beside forward and backward: `jvp(ctx)`, the tangent of forward (write ctx.output_tangent()
+// from ctx.input_tangent(i), each null where it is zero), and `backward_jvp(ctx)`, the tangent of
+// backward (add into ctx.input_grad_tangent(i) what backward's formula gives when everything it
+// reads moves along the tangents: the output gradient by ctx.output_grad_tangent(), the inputs
+// and output by their tangents). A linear op's rules are its forward and backward themselves,
+// run on ctx.tangents() and ctx.grad_tangents(). A view needs only backward_jvp. An op without
+// them is refused, naming it, when recorded in tangent mode.
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <new>
+#include <span>
 #include <type_traits>
 
 #include "autodiff/tensor/tensor.hpp"
@@ -59,13 +70,50 @@ struct TensorView {
 };
 
 namespace detail {
-/// One distinct address per op type: a node remembers which op made it.
+/// What is known of an op type besides its code, one record per type: its address tells which op
+/// made a node (is_output_of), and var_slots, for an op with `var_slots()`, lists the scalar Vars
+/// a recorded op reads (bridge.hpp), for graph pictures.
+struct OpTypeInfo {
+  std::span<const Index> (*var_slots)(const void* op) = nullptr;
+};
 template <class Op>
-inline constexpr char op_type_tag = 0;
+std::span<const Index> var_slots_of(const void* op) {
+  return static_cast<const Op*>(op)->var_slots();
+}
+template <class Op>
+constexpr OpTypeInfo op_type_info() {
+  if constexpr (requires(const Op& op) { op.var_slots(); })
+    return {&var_slots_of<Op>};
+  else
+    return {};
+}
+template <class Op>
+inline constexpr OpTypeInfo op_type_tag = op_type_info<Op>();
+}  // namespace detail
+
+namespace detail {
+[[noreturn]] void throw_zero_tangent(const char* what);
+/// The tangent of node `id`'s gradient, allocated (zeroed) when first asked for: beside the
+/// gradient in its buffer for an op's output, apart for a leaf.
+template <class T>
+T* grad_tangent_buffer(Tape& tape, std::uint32_t id) {
+  CoarseNode& coarse = tape.node(id);
+  TensorNode& n = tensor_node(coarse);
+  if (coarse.is_leaf) {
+    if (!n.grad_tangent) {
+      const auto size = static_cast<std::size_t>(n.shape.size());
+      n.grad_tangent = tape.allocate_array<T>(size);
+      std::fill_n(static_cast<T*>(n.grad_tangent), size, T(0));
+    }
+    return static_cast<T*>(n.grad_tangent);
+  }
+  if (!n.grad_has_tangent) throw_zero_tangent(n.name);
+  return static_cast<T*>(tape.grad_buffer(id)) + n.shape.size();
+}
 }  // namespace detail
 
 /// What an op's forward and backward see: its N inputs, its output, and (in backward) the
-/// gradients.
+/// gradients; in tangent mode also their tangents.
 template <TensorElement T, int N>
 class OpContext {
  public:
@@ -74,12 +122,19 @@ class OpContext {
 
   TensorView<const T> input(int i) const {
     const detail::TensorNode& n = input_node(i);
+    if (reads_ == Reads::Tangents) [[unlikely]]
+      return {input_tangent_or_zeros(i), n.shape};
     return {static_cast<const T*>(n.value), n.shape};
   }
-  TensorView<T> output() const { return {static_cast<T*>(node_.value), node_.shape}; }
+  TensorView<T> output() const {
+    return {static_cast<T*>(reads_ == Reads::Tangents ? node_.tangent : node_.value), node_.shape};
+  }
   /// Backward only: ∂(output of the sweep)/∂(this op's output).
   TensorView<const T> output_grad() const {
-    return {static_cast<const T*>(tape_.node(id_).grad), node_.shape};
+    const T* g = static_cast<const T*>(tape_.node(id_).grad);
+    if (reads_ == Reads::GradTangents) [[unlikely]]
+      g += node_.shape.size();
+    return {g, node_.shape};
   }
   /// Whether input i receives gradient.
   bool needs_grad(int i) const { return input_node(i).requires_grad; }
@@ -87,6 +142,8 @@ class OpContext {
   TensorView<T> input_grad(int i) const {
     const detail::TensorNode& n = input_node(i);
     if (!n.requires_grad) return {nullptr, n.shape};
+    if (reads_ == Reads::GradTangents) [[unlikely]]
+      return {detail::grad_tangent_buffer<T>(tape_, node_.input[i]), n.shape};
     return {static_cast<T*>(tape_.grad_buffer(node_.input[i])), n.shape};
   }
   /// Backward only, for an op that writes every element of input i's gradient: when no other op
@@ -95,7 +152,8 @@ class OpContext {
   TensorView<T> input_grad_to_write(int i, bool* fresh) const {
     const detail::TensorNode& n = input_node(i);
     *fresh = false;
-    if (!n.requires_grad) return {nullptr, n.shape};
+    // In tangent mode a gradient buffer also holds its tangent, which must start at zero.
+    if (!n.requires_grad || reads_ != Reads::Values || tape_.tangents()) return input_grad(i);
     return {static_cast<T*>(tape_.grad_buffer_to_write(node_.input[i], fresh)), n.shape};
   }
   /// Memory on the tape until it is cleared: for what forward saves for backward, or scratch.
@@ -107,7 +165,48 @@ class OpContext {
   /// Whether this op is being recorded (forward: whether backward will run later).
   bool recording() const { return node_.requires_grad; }
 
+  // ---- Tangent mode (tangent.hpp): jvp and backward_jvp ----
+
+  /// The tangent of input i's values; data null where it is zero.
+  TensorView<const T> input_tangent(int i) const {
+    const detail::TensorNode& n = input_node(i);
+    return {static_cast<const T*>(n.tangent), n.shape};
+  }
+  /// jvp: the output's tangent, to write (every element). backward_jvp: data null when no input
+  /// had a tangent (jvp did not run).
+  TensorView<T> output_tangent() const { return {static_cast<T*>(node_.tangent), node_.shape}; }
+  /// backward_jvp: the tangent of output_grad().
+  TensorView<const T> output_grad_tangent() const {
+    return {static_cast<const T*>(tape_.node(id_).grad) + node_.shape.size(), node_.shape};
+  }
+  /// backward_jvp: the tangent of input i's gradient, to add into; data null when it needs none.
+  TensorView<T> input_grad_tangent(int i) const {
+    const detail::TensorNode& n = input_node(i);
+    if (!n.requires_grad) return {nullptr, n.shape};
+    return {detail::grad_tangent_buffer<T>(tape_, node_.input[i]), n.shape};
+  }
+  /// For a linear op's jvp: this context with input(i) and output() reading the tangents (an
+  /// input's zero tangent as zeros), so that forward(ctx.tangents()) is the jvp.
+  OpContext tangents() const { return with_reads(Reads::Tangents); }
+  /// For a linear op's backward_jvp: this context with output_grad() and input_grad(i) reading
+  /// the gradients' tangents (input(i) and output() are still the values), so that
+  /// backward(ctx.grad_tangents()) is the backward_jvp.
+  OpContext grad_tangents() const { return with_reads(Reads::GradTangents); }
+
  private:
+  enum class Reads : std::uint8_t { Values, Tangents, GradTangents };
+  OpContext with_reads(Reads reads) const {
+    OpContext ctx(tape_, node_, id_);
+    ctx.reads_ = reads;
+    return ctx;
+  }
+  const T* input_tangent_or_zeros(int i) const {
+    const detail::TensorNode& n = input_node(i);
+    if (n.tangent) return static_cast<const T*>(n.tangent);
+    T* zeros = scratch<T>(n.shape.size());
+    std::fill_n(zeros, n.shape.size(), T(0));
+    return zeros;
+  }
   const detail::TensorNode& input_node(int i) const {
     return detail::tensor_node(tape_.node(node_.input[i]));
   }
@@ -115,6 +214,7 @@ class OpContext {
   Tape& tape_;
   detail::TensorNode& node_;
   std::uint32_t id_;
+  Reads reads_ = Reads::Values;
 };
 
 namespace detail {
@@ -123,6 +223,28 @@ template <class Op, class T, int N>
 concept HasBackward = requires(const Op& op, OpContext<T, N>& ctx) {
   op.backward(ctx);
 };
+
+template <class Op, class T, int N>
+concept HasJvp = requires(Op& op, OpContext<T, N>& ctx) {
+  op.jvp(ctx);
+};
+template <class Op, class T, int N>
+concept HasBackwardJvp = requires(const Op& op, OpContext<T, N>& ctx) {
+  op.backward_jvp(ctx);
+};
+/// A view's tangent is a view of its input's tangent: it needs no jvp.
+template <class Op, class T, int N>
+concept HasJvpOrIsView = HasJvp<Op, T, N> || requires(const Op& op, const Shape& s) {
+  op.view_offset(s);
+};
+/// Tangent mode's rules: backward_jvp, and jvp unless the op is a view.
+template <class Op, class T, int N>
+concept HasTangentRules = HasBackwardJvp<Op, T, N> && HasJvpOrIsView<Op, T, N>;
+
+/// Tangent mode: refuses an op without the rules, or an input recorded outside tangent mode whose
+/// gradient's tangent has no place (tangent.cpp).
+[[noreturn]] void throw_no_tangent_rule(const char* op);
+void check_tangent_inputs(Tape& tape, const std::uint32_t* inputs, int count, const char* op);
 
 template <class Op>
 const char* op_name(const Op& op) {
@@ -137,6 +259,15 @@ void run_backward(Tape& tape, std::uint32_t id) {
   TensorNode& node = tensor_node(tape.node(id));
   OpContext<T, N> ctx(tape, node, id);
   static_cast<const Op*>(node.op)->backward(ctx);
+}
+
+template <class Op, TensorElement T, int N>
+void run_backward_with_tangents(Tape& tape, std::uint32_t id) {
+  TensorNode& node = tensor_node(tape.node(id));
+  OpContext<T, N> ctx(tape, node, id);
+  const Op& op = *static_cast<const Op*>(node.op);
+  op.backward(ctx);
+  op.backward_jvp(ctx);
 }
 
 template <class Op, std::size_t... I>
@@ -173,6 +304,14 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   const Shape shape = output_shape_of(op, shapes, std::make_index_sequence<N>());
   constexpr bool kDifferentiable = HasBackward<Op, T, N>;
   const bool recorded = kDifferentiable && inputs_need_grad && tape.is_recording();
+  // Tangent mode: the op carries tangents forward and its backward their second-order terms.
+  const bool with_tangents = recorded && tape.tangents() != nullptr;
+  if (with_tangents) [[unlikely]] {
+    if constexpr (!HasTangentRules<Op, T, N>) throw_no_tangent_rule(name);
+    std::uint32_t ids[N > 0 ? N : 1];
+    for (int i = 0; i < N; ++i) ids[i] = inputs[i].id();
+    check_tangent_inputs(tape, ids, N, name);
+  }
 
   // The node record and (when recorded) the op's copy, in one arena allocation.
   constexpr std::size_t kOpOffset =
@@ -184,6 +323,7 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   node->shape = shape;
   node->dtype = dtype_of<T>();
   node->requires_grad = recorded;
+  node->grad_has_tangent = with_tangents;
   node->input_count = static_cast<std::uint8_t>(N);
   for (int i = 0; i < N; ++i) node->input[i] = inputs[i].id();
   Op* saved = recorded ? new (static_cast<std::byte*>(memory) + kOpOffset) Op(op) : &op;
@@ -197,6 +337,20 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
     node->value = tape.allocate_array<T>(static_cast<std::size_t>(shape.size()));
     saved->forward(ctx);
   }
+  if (with_tangents) [[unlikely]] {
+    if constexpr (HasTangentRules<Op, T, N>) {
+      bool any_tangent = false;
+      for (const TensorNode* input : in) any_tangent = any_tangent || input->tangent != nullptr;
+      if constexpr (requires { op.view_offset(shapes[0]); }) {
+        if (in[0]->tangent)
+          node->tangent = static_cast<T*>(in[0]->tangent) +
+                          (static_cast<T*>(node->value) - static_cast<T*>(in[0]->value));
+      } else if (any_tangent) {
+        node->tangent = tape.allocate_array<T>(static_cast<std::size_t>(shape.size()));
+        saved->jvp(ctx);
+      }
+    }
+  }
 
   // Only once the op has succeeded: a failed op leaves its inputs as they were.
   for (TensorNode* input : in) {
@@ -205,9 +359,13 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
   }
   CoarseNode coarse;
   coarse.payload = node;
-  coarse.grad_bytes = static_cast<std::size_t>(shape.size()) * sizeof(T);
+  // In tangent mode the gradient buffer holds the gradient, then its tangent.
+  coarse.grad_bytes = static_cast<std::size_t>(shape.size()) * sizeof(T) * (with_tangents ? 2 : 1);
   if constexpr (kDifferentiable)
     if (recorded) coarse.backward = &run_backward<Op, T, N>;
+  if constexpr (HasTangentRules<Op, T, N>)
+    if (with_tangents) [[unlikely]]
+      coarse.backward = &run_backward_with_tangents<Op, T, N>;
   const std::uint32_t id = tape.push_node(coarse);
   if (tape.notes()) [[unlikely]]  // inspected: labels, and the anomaly check of the output
     note_tensor_op(tape, id);

@@ -3,7 +3,8 @@
 // sliding window (pool size, strides, padding "valid" or "same"), and the global average over
 // all pixels. With "same" padding the padded positions take no part: a max is over the window's
 // real pixels, and an average divides by their count (TensorFlow's rule). Split over the batch
-// across threads.
+// across threads. In tangent mode (tangent.hpp) all three are linear: average pooling's forward
+// and backward move the tangents, max pooling routes them through the saved positions.
 
 #include <limits>
 
@@ -71,6 +72,23 @@ struct MaxPool2D {
           image[argmax[o]] += gy[o];
       }
     });
+  }
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    const auto dx = ctx.input_tangent(0);
+    const auto dy = ctx.output_tangent();
+    const std::int64_t per_image = dx.size() / std::max<std::int64_t>(dx.shape[0], 1);
+    const std::int64_t out_per_image = dy.size() / std::max<std::int64_t>(dy.shape[0], 1);
+    parallel_for(dy.shape[0], [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t n = first; n < last; ++n)
+        for (std::int64_t o = n * out_per_image; o < (n + 1) * out_per_image; ++o)
+          dy[o] = dx[n * per_image + argmax[o]];
+    });
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
   }
 
   /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
@@ -175,6 +193,16 @@ struct AvgPool2D {
           }
     });
   }
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.tangents();
+    forward(tangents);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
+  }
 
   /// f(pixel index in the batch) for each real input pixel of image n's output (oh, ow); returns
   /// how many there were.
@@ -233,6 +261,16 @@ struct GlobalAvgPool2D {
           for (std::int64_t k = 0; k < c; ++k)
             gx[(n * pixels + p) * c + k] += gy[n * c + k] / T(pixels);
     });
+  }
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.tangents();
+    forward(tangents);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    OpContext<T, 1> tangents = ctx.grad_tangents();
+    backward(tangents);
   }
 };
 

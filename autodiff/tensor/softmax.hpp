@@ -1,6 +1,8 @@
 #pragma once
 // Probabilities along the last axis, numerically stable: softmax, log_softmax, and the fused
 // cross-entropy with logits (fused so that it is exact for any logits); one_hot for targets.
+// Each has the rules of tangent mode (tangent.hpp) beside its backward, with s = softmax and
+// ṡ = s·(ẋ − Σ s·ẋ).
 
 #include <cmath>
 #include <span>
@@ -58,6 +60,35 @@ struct Softmax {
       for (std::int64_t j = 0; j < cols; ++j) gx[r * cols + j] += yr[j] * (gr[j] - dot);
     }
   }
+  // ẏ = y·(ẋ − Σ y·ẋ); (dx)˙ += ẏ·(g − Σ g·y) + y·(ġ − Σ (ġ·y + g·ẏ)).
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto dx = ctx.input_tangent(0);
+    const std::int64_t cols = detail::last_axis(y.shape, name);
+    for (std::int64_t at = 0; at < y.size(); at += cols) {
+      T dot = 0;
+      for (std::int64_t j = 0; j < cols; ++j) dot += y[at + j] * dx[at + j];
+      for (std::int64_t j = 0; j < cols; ++j) dy[at + j] = y[at + j] * (dx[at + j] - dot);
+    }
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const auto d_gx = ctx.input_grad_tangent(0);
+    const std::int64_t cols = detail::last_axis(y.shape, name);
+    for (std::int64_t at = 0; at < y.size(); at += cols) {
+      T dot = 0, d_dot = 0;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        dot += g[at + j] * y[at + j];
+        d_dot += dg[at + j] * y[at + j] + (dy ? g[at + j] * dy[at + j] : T(0));
+      }
+      for (std::int64_t j = 0; j < cols; ++j)
+        d_gx[at + j] +=
+            (dy ? dy[at + j] * (g[at + j] - dot) : T(0)) + y[at + j] * (dg[at + j] - d_dot);
+    }
+  }
 };
 
 /// log_softmax: dx = g − softmax·Σ g.
@@ -83,6 +114,36 @@ struct LogSoftmax {
       T total = 0;
       for (std::int64_t j = 0; j < cols; ++j) total += gr[j];
       for (std::int64_t j = 0; j < cols; ++j) gx[r * cols + j] += gr[j] - std::exp(yr[j]) * total;
+    }
+  }
+  // ẏ = ẋ − Σ s·ẋ; (dx)˙ += ġ − s·Σġ − ṡ·Σg, where ṡ = s·ẏ.
+  template <class T>
+  void jvp(OpContext<T, 1>& ctx) const {
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto dx = ctx.input_tangent(0);
+    const std::int64_t cols = detail::last_axis(y.shape, name);
+    for (std::int64_t at = 0; at < y.size(); at += cols) {
+      T dot = 0;
+      for (std::int64_t j = 0; j < cols; ++j) dot += std::exp(y[at + j]) * dx[at + j];
+      for (std::int64_t j = 0; j < cols; ++j) dy[at + j] = dx[at + j] - dot;
+    }
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 1>& ctx) const {
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    const auto d_gx = ctx.input_grad_tangent(0);
+    const std::int64_t cols = detail::last_axis(y.shape, name);
+    for (std::int64_t at = 0; at < y.size(); at += cols) {
+      T total = 0, d_total = 0;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        total += g[at + j];
+        d_total += dg[at + j];
+      }
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const T s = std::exp(y[at + j]);
+        d_gx[at + j] += dg[at + j] - s * d_total - (dy ? s * dy[at + j] * total : T(0));
+      }
     }
   }
 };
@@ -131,6 +192,65 @@ struct CrossEntropyWithLogits {
       if (gy)
         for (std::int64_t j = 0; j < cols; ++j) gy[r * cols + j] -= scale * logp[j];
     }
+  }
+  // Tangent mode, with p = softmax(z) and (log p)˙ = ż − Σ p·ż:
+  // L̇ = −(1/rows) Σ (ẏ·log p + y·(log p)˙);
+  // (dz)˙ += ṡcale·(p·Σy − y) + scale·(ṗ·Σy + p·Σẏ − ẏ),  (dy)˙ −= ṡcale·log p + scale·(log p)˙.
+  template <class T>
+  void jvp(OpContext<T, 2>& ctx) const {
+    const auto z = ctx.input(0), y = ctx.input(1), dz = ctx.input_tangent(0),
+               dy = ctx.input_tangent(1);
+    const std::int64_t rows = z.shape[0], cols = z.shape[1];
+    T* logp = ctx.template scratch<T>(cols);
+    double total = 0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t at = r * cols;
+      detail::log_softmax_row(z.data + at, logp, cols);
+      const T mean_dz = dz ? softmax_dot(logp, dz.data + at, cols) : T(0);
+      for (std::int64_t j = 0; j < cols; ++j) {
+        if (dy) total -= double(dy[at + j]) * double(logp[j]);
+        if (dz) total -= double(y[at + j]) * double(dz[at + j] - mean_dz);
+      }
+    }
+    ctx.output_tangent()[0] = rows > 0 ? static_cast<T>(total / double(rows)) : T(0);
+  }
+  template <class T>
+  void backward_jvp(OpContext<T, 2>& ctx) const {
+    const auto z = ctx.input(0), y = ctx.input(1), dz = ctx.input_tangent(0),
+               dy = ctx.input_tangent(1);
+    const auto d_gz = ctx.input_grad_tangent(0), d_gy = ctx.input_grad_tangent(1);
+    const std::int64_t rows = z.shape[0], cols = z.shape[1];
+    const T scale = ctx.output_grad()[0] / static_cast<T>(rows);
+    const T d_scale = ctx.output_grad_tangent()[0] / static_cast<T>(rows);
+    T* logp = ctx.template scratch<T>(cols);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t at = r * cols;
+      detail::log_softmax_row(z.data + at, logp, cols);
+      const T mean_dz = dz ? softmax_dot(logp, dz.data + at, cols) : T(0);
+      T y_total = 0, dy_total = 0;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        y_total += y[at + j];
+        if (dy) dy_total += dy[at + j];
+      }
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const T p = std::exp(logp[j]);
+        const T d_logp = dz ? dz[at + j] - mean_dz : T(0);  // (log p)˙, and ṗ = p·(log p)˙
+        const T d_target = dy ? dy[at + j] : T(0);
+        if (d_gz)
+          d_gz[at + j] += d_scale * (p * y_total - y[at + j]) +
+                          scale * (p * d_logp * y_total + p * dy_total - d_target);
+        if (d_gy) d_gy[at + j] -= d_scale * logp[j] + scale * d_logp;
+      }
+    }
+  }
+
+ private:
+  // Σ p·v over a row, p = exp(log p).
+  template <class T>
+  static T softmax_dot(const T* logp, const T* v, std::int64_t cols) {
+    T total = 0;
+    for (std::int64_t j = 0; j < cols; ++j) total += std::exp(logp[j]) * v[j];
+    return total;
   }
 };
 

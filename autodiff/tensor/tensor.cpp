@@ -2,6 +2,7 @@
 #include "autodiff/tensor/tensor.hpp"
 
 #include "autodiff/tensor/bridge.hpp"  // Tensor<T>::from_vars, instantiated below
+#include "autodiff/tensor/tangent.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,9 +21,16 @@ namespace {
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
 
-// A node with no inputs and no backward rule: data, or a leaf when `grad` storage is given.
+// A leaf's "backward": its hook, kept in the arena where the node's op record would be.
+void run_leaf_hook(Tape& tape, std::uint32_t id) {
+  const auto* hook = static_cast<const LeafHook*>(detail::tensor_node(tape.node(id)).op);
+  hook->swept(hook->context);
+}
+
+// A node with no inputs and no backward rule: data, or a leaf when `grad` storage is given (with
+// a hook when `hook.swept` is set).
 template <TensorElement T>
-Tensor<T> record_data(const Shape& shape, T* value, bool leaf, T* grad) {
+Tensor<T> record_data(const Shape& shape, T* value, bool leaf, T* grad, LeafHook hook = {}) {
   Tape& tape = Tape::active();
   auto* node = new (tape.allocate(sizeof(TensorNode))) TensorNode;
   node->shape = shape;
@@ -37,6 +45,17 @@ Tensor<T> record_data(const Shape& shape, T* value, bool leaf, T* grad) {
     node->requires_grad = true;
     coarse.is_leaf = true;
     coarse.grad = grad;
+    if (hook.swept) {
+      node->op = new (tape.allocate(sizeof(LeafHook))) LeafHook(hook);
+      coarse.backward = &run_leaf_hook;
+    }
+    if (tape.tangents()) [[unlikely]]  // tangent mode: this storage's tangent and gradients
+      if (const detail::TangentSeed* seed =
+              detail::find_seed(*tape.tangents(), value, shape.size(), dtype_of<T>())) {
+        node->tangent = const_cast<void*>(seed->tangent);
+        node->grad_tangent = seed->grad_tangent;
+        if (seed->gradient) coarse.grad = seed->gradient;
+      }
   }
   return Tensor<T>::wrap(tape.push_node(coarse), tape.epoch());
 }
@@ -139,6 +158,13 @@ Tensor<T> Tensor<T>::parameter(T* value, T* grad, const Shape& shape) {
   if (!value || (!grad && shape.size() > 0))
     fail("Tensor::parameter: value and grad storage must not be null");
   return record_data<T>(shape, value, true, grad);
+}
+
+template <TensorElement T>
+Tensor<T> Tensor<T>::parameter(T* value, T* grad, const Shape& shape, LeafHook hook) {
+  if (!value || (!grad && shape.size() > 0))
+    fail("Tensor::parameter: value and grad storage must not be null");
+  return record_data<T>(shape, value, true, grad, hook);
 }
 
 template <TensorElement T>
@@ -245,6 +271,28 @@ void Tensor<T>::backward() const {
   tape.begin_backward();
   static_cast<T*>(tape.grad_buffer(id_))[0] += T(1);
   tape.sweep_all();
+}
+
+template <TensorElement T>
+std::vector<T> Tensor<T>::tangent() const {
+  const TensorNode& n = node("tangent()");
+  std::vector<T> result(static_cast<std::size_t>(n.shape.size()), T(0));
+  if (n.tangent) std::copy_n(static_cast<const T*>(n.tangent), result.size(), result.begin());
+  return result;
+}
+
+template <TensorElement T>
+std::vector<T> Tensor<T>::grad_tangent() const {
+  const TensorNode& n = node("grad_tangent()");
+  const CoarseNode& coarse = Tape::active().node(id_);
+  std::vector<T> result(static_cast<std::size_t>(n.shape.size()), T(0));
+  const T* g = nullptr;
+  if (coarse.is_leaf)
+    g = static_cast<const T*>(n.grad_tangent);
+  else if (n.grad_has_tangent && coarse.grad)
+    g = static_cast<const T*>(coarse.grad) + n.shape.size();
+  if (g) std::copy_n(g, result.size(), result.begin());
+  return result;
 }
 
 template class Tensor<float>;

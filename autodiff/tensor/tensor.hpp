@@ -45,11 +45,16 @@ struct TensorNode {
   const char* name = "constant";  // the op's name, for messages
   void* op = nullptr;             // the op's own record (what its backward reads), if recorded
   void* value = nullptr;
+  // Tangent mode (tangent.hpp): the tangent of the values (null: zero), and a leaf's gradient
+  // tangent, which lives apart as its gradient may (null until asked for).
+  void* tangent = nullptr;
+  void* grad_tangent = nullptr;
   Shape shape;
   DType dtype = DType::Float32;
-  bool requires_grad = false;  // gradient flows into it (a leaf, or made from one)
-  bool writable = false;       // data made here, not yet used: mutable_data() may write it
-  bool used = false;           // an input of a later node
+  bool requires_grad = false;     // gradient flows into it (a leaf, or made from one)
+  bool writable = false;          // data made here, not yet used: mutable_data() may write it
+  bool used = false;              // an input of a later node
+  bool grad_has_tangent = false;  // recorded in tangent mode: the gradient's tangent follows it
   std::uint8_t input_count = 0;
   std::uint32_t input[kMaxInputs] = {};
 };
@@ -57,6 +62,14 @@ struct TensorNode {
 inline TensorNode& tensor_node(CoarseNode& n) { return *static_cast<TensorNode*>(n.payload); }
 
 }  // namespace detail
+
+/// Told by the reverse sweep when it passes a leaf: every op that used the leaf has then added its
+/// gradient. Data-parallel training sends a parameter's gradient from there, while the sweep goes
+/// on (nn/data_parallel.hpp).
+struct LeafHook {
+  void (*swept)(void* context) = nullptr;
+  void* context = nullptr;
+};
 
 /// A dense, row-major tensor of float or double on the active tape.
 template <TensorElement T>
@@ -85,6 +98,9 @@ class Tensor {
   /// A view of storage owned elsewhere, recorded as an input whose gradient accumulates into
   /// `grad` (same size). The storage must outlive the tape's current recording.
   static Tensor parameter(T* value, T* grad, const Shape& shape);
+  /// The same, with `hook.swept(hook.context)` called when the reverse sweep passes it (when
+  /// recording; a null hook.swept is no hook).
+  static Tensor parameter(T* value, T* grad, const Shape& shape, LeafHook hook);
 
   /// Marks this tensor, in place, as an input whose gradient accumulates (a leaf), and returns
   /// it. Throws a TapeError if it was already used by an op (mark it first) or is the result of
@@ -113,6 +129,12 @@ class Tensor {
   std::vector<T> grad() const;
   /// Reverse sweep from this one-element tensor (seeded with 1).
   void backward() const;
+  /// Tangent mode (tangent.hpp): the tangent of the values along the direction pushed forward;
+  /// zeros if none reached it.
+  std::vector<T> tangent() const;
+  /// Tangent mode, after backward(): the tangent of the gradient; for a leaf whose tangent is v,
+  /// that is H·v. Zeros if none reached it.
+  std::vector<T> grad_tangent() const;
 
   std::uint32_t id() const { return id_; }
   Epoch epoch() const { return epoch_; }

@@ -1,0 +1,33 @@
+# mnist_cnn under mpirun with no other change: 2 ranks print one "Test accuracy" line, the single
+# process's, and rank 0 writes the history, the single process's but for the seconds column.
+# -DMPIRUN="mpiexec;…" -DCNN=mnist_cnn -DDIR=work directory.
+file(REMOVE_RECURSE ${DIR})
+file(MAKE_DIRECTORY ${DIR})
+set(common --train-images 384 --epochs 1 --threads 1)
+foreach(run one two)
+  if(run STREQUAL "one")
+    set(command ${CNN})
+  else()
+    set(command ${MPIRUN} -np 2 ${CNN})
+  endif()
+  execute_process(COMMAND ${command} ${common} --history ${DIR}/${run}.csv RESULT_VARIABLE status
+                  OUTPUT_VARIABLE out_${run} ERROR_VARIABLE err)
+  if(NOT status EQUAL 0)
+    message(FATAL_ERROR "${command}: exit status ${status}\n${out_${run}}${err}")
+  endif()
+  string(REGEX MATCHALL "Test accuracy: [0-9.]+" accuracy_${run} "${out_${run}}")
+  list(LENGTH accuracy_${run} lines)
+  if(NOT lines EQUAL 1)
+    message(FATAL_ERROR "${run}: ${lines} \"Test accuracy\" lines, expected 1:\n${out_${run}}")
+  endif()
+  file(STRINGS ${DIR}/${run}.csv history_${run})
+  list(TRANSFORM history_${run} REPLACE ",[0-9.]+$" "")  # the seconds
+endforeach()
+message("${out_two}")
+if(NOT accuracy_one STREQUAL accuracy_two)
+  message(FATAL_ERROR "2 ranks: ${accuracy_two}; one process: ${accuracy_one}")
+endif()
+if(NOT history_one STREQUAL history_two)
+  message(FATAL_ERROR "the histories differ:\n${history_one}\n${history_two}")
+endif()
+message("2 ranks: the single process's history and ${accuracy_two}")
