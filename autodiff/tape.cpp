@@ -227,6 +227,8 @@ void Tape::sweep_interleaved(std::uint32_t statement_end) {
     const bool reached =
         n.grad != nullptr || (n.scalar_output != kNotRecorded && adjoint_[n.scalar_output] != 0.0);
     if (reached) n.backward(*this, static_cast<std::uint32_t>(id));
+    if (n.is_leaf && leaf_finished_)  // a leaf with a hook of its own (data-parallel training)
+      leaf_finished_(leaf_context_, static_cast<std::uint32_t>(id));
   }
   if (end > 0) sweep_statements(end, 0);
 }

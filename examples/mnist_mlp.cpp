@@ -47,7 +47,7 @@ struct Settings {
   std::int64_t hidden = 128;
   std::uint64_t seed = 1;
   int threads = autodiff::hardware_threads();  // 1 per rank under mpirun
-  run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
+  run_files::RunFiles files;                   // --history, --save, --checkpoint, --resume, --plot
   bool detect_anomaly = false;
 };
 

@@ -234,7 +234,9 @@ TEST_CASE("ops that write a fresh input gradient, or add to one another op start
       return first * later;
     };
   };
-  CHECK_TENSOR_GRADIENT(with_later_use([](auto t) { return max_pool2d(t[0], {2, 2, 2, 2}); }),
+  CHECK_TENSOR_GRADIENT(with_later_use([](auto t) {
+                          return max_pool2d(t[0], {2, 2, 2, 2});
+                        }),
                         {{2, 5, 7, 3}});
   CHECK_TENSOR_GRADIENT(with_later_use([](auto t) { return conv2d(t[0], t[1], 1, 1); }),
                         {{2, 5, 4, 2}, {3, 3, 2, 2}});

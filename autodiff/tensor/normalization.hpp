@@ -79,7 +79,8 @@ struct Dropout {
     const T scale = T(1.0 / (1.0 - rate));
     const std::uint64_t threshold = detail::dropout_threshold(rate);
     for (std::int64_t i = first; i < last; ++i) {
-      const T v = detail::dropout_keeps(seed, first_element + i, threshold) ? from[i] * scale : T(0);
+      const T v =
+          detail::dropout_keeps(seed, first_element + i, threshold) ? from[i] * scale : T(0);
       if constexpr (kAdd)
         to[i] += v;
       else
