@@ -1,6 +1,7 @@
 #include "autodiff/parallel.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -18,9 +19,10 @@ namespace autodiff {
 namespace {
 
 constexpr int kMaxThreads = 256;
-// How long a worker spins for the next job before sleeping: a training step runs its parallel
-// kernels microseconds apart, and waking a sleeping thread costs tens of microseconds.
-constexpr int kSpinIterations = 20'000;
+// How long a waiting thread spins before it sleeps: a training step runs its parallel kernels
+// microseconds apart, and waking a sleeping thread costs tens of microseconds (more when the
+// machine is busy). Bounded, so that idle workers leave the cores to others.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
 
 void cpu_relax() {
 #if defined(__SSE2__)
@@ -28,8 +30,24 @@ void cpu_relax() {
 #endif
 }
 
+// Spins until done() or kSpinTime has passed; returns done().
+template <class Done>
+bool spin_until(Done&& done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+
 thread_local bool t_inside_job = false;  // a worker, or the caller while it runs a job
 
+// A job is `chunks` calls f(context, i, chunks). The caller and the workers claim chunks from
+// one atomic word, so a worker that is slow to wake (the machine is shared) leaves its chunk to
+// the caller instead of holding it up; which thread runs a chunk never changes what it computes.
 class Pool {
  public:
   ~Pool() { resize(1); }
@@ -42,9 +60,9 @@ class Pool {
     size_.store(threads, std::memory_order_relaxed);
     stop_ = false;
     workers_.reserve(static_cast<std::size_t>(threads - 1));
-    // A worker waits for the generation after this one, whenever it starts running.
-    const std::uint64_t now = generation_.load(std::memory_order_relaxed);
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i, now] { work(i, now); });
+    // A worker waits for the job after this one, whenever it starts running.
+    const std::uint64_t now = job_id(job_.load());
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, now] { work(now); });
   }
 
   void run(int chunks, detail::ChunkFunction f, const void* context) {
@@ -53,49 +71,63 @@ class Pool {
       for (int i = 0; i < chunks; ++i) f(context, i, chunks);
       return;
     }
-    chunks = std::min(chunks, static_cast<int>(workers_.size()) + 1);
     function_ = f;
     context_ = context;
-    chunks_ = chunks;
-    remaining_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    {
-      const std::lock_guard lock(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+    done_.store(0, std::memory_order_relaxed);
+    const std::uint64_t id = job_id(job_.load(std::memory_order_relaxed)) + 1;
+    job_.store(id << 32 | std::uint64_t(chunks) << 16);  // seq_cst: against sleepers_ below
+    if (sleepers_.load() > 0) {
+      { const std::lock_guard lock(mutex_); }
+      wake_.notify_all();
     }
-    wake_.notify_all();
     t_inside_job = true;
-    f(context, 0, chunks);
+    run_claimed_chunks();
     t_inside_job = false;
-    for (int s = 0; s < kSpinIterations && remaining_.load(std::memory_order_acquire) > 0; ++s)
-      cpu_relax();
-    if (remaining_.load(std::memory_order_acquire) > 0) {
+    const auto finished = [&] { return done_.load(std::memory_order_acquire) == chunks; };
+    if (!spin_until(finished)) {
       std::unique_lock lock(mutex_);
-      done_.wait(lock, [&] { return remaining_.load(std::memory_order_acquire) == 0; });
+      caller_waiting_.store(true);
+      finished_.wait(lock, finished);
+      caller_waiting_.store(false);
     }
   }
 
  private:
-  void work(int index, std::uint64_t seen) {
+  // The job word: its number (32 bits), its chunk count (16) and the next unclaimed chunk (16).
+  static std::uint64_t job_id(std::uint64_t word) { return word >> 32; }
+
+  void run_claimed_chunks() {
+    for (;;) {
+      std::uint64_t word = job_.load(std::memory_order_acquire);
+      int chunk, chunks;
+      do {
+        chunk = static_cast<int>(word & 0xffff);
+        chunks = static_cast<int>((word >> 16) & 0xffff);
+        if (chunk >= chunks) return;
+      } while (!job_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+      // Claimed: the job cannot finish (nor its function change) before this chunk is done.
+      function_(context_, chunk, chunks);
+      if (done_.fetch_add(1) + 1 == chunks && caller_waiting_.load()) {
+        { const std::lock_guard lock(mutex_); }
+        finished_.notify_one();
+      }
+    }
+  }
+
+  void work(std::uint64_t seen) {
     t_inside_job = true;
     for (;;) {
-      std::uint64_t now = generation_.load(std::memory_order_acquire);
-      for (int s = 0; s < kSpinIterations && now == seen; ++s) {
-        cpu_relax();
-        now = generation_.load(std::memory_order_acquire);
-      }
-      if (now == seen) {
+      const auto new_job = [&] { return job_id(job_.load()) != seen; };
+      if (!spin_until(new_job)) {
         std::unique_lock lock(mutex_);
-        wake_.wait(lock,
-                   [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+        sleepers_.fetch_add(1);
+        wake_.wait(lock, [&] { return stop_ || new_job(); });
+        sleepers_.fetch_sub(1);
         if (stop_) return;
-        now = generation_.load(std::memory_order_acquire);
       }
-      seen = now;
-      if (index < chunks_) function_(context_, index, chunks_);
-      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        const std::lock_guard lock(mutex_);
-        done_.notify_one();
-      }
+      seen = job_id(job_.load());
+      run_claimed_chunks();
     }
   }
 
@@ -111,14 +143,15 @@ class Pool {
 
   std::mutex submit_;  // one job at a time
   std::mutex mutex_;
-  std::condition_variable wake_, done_;
-  std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> remaining_{0};
+  std::condition_variable wake_, finished_;
+  std::atomic<std::uint64_t> job_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_waiting_{false};
   std::atomic<int> size_{1};
-  // The current job: written before generation_ is advanced, read by workers after they see it.
+  // The current job: written before job_ is published, read by a thread after it claims a chunk.
   detail::ChunkFunction function_ = nullptr;
   const void* context_ = nullptr;
-  int chunks_ = 0;
   bool stop_ = false;
   std::vector<std::thread> workers_;
 };
@@ -147,6 +180,7 @@ namespace detail {
 void run_chunks(int chunks, ChunkFunction f, const void* context) {
   pool().run(chunks, f, context);
 }
+bool inside_parallel_job() { return t_inside_job; }
 }  // namespace detail
 
 }  // namespace autodiff

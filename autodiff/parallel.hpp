@@ -27,7 +27,12 @@ namespace detail {
 using ChunkFunction = void (*)(const void* context, int chunk, int chunks);
 /// Runs f(context, i, chunks) for i in [0, chunks), chunks ≤ threads(), in parallel.
 void run_chunks(int chunks, ChunkFunction f, const void* context);
+/// Whether this thread is running a part of a parallel_for (a nested one would run serially).
+bool inside_parallel_job();
 }  // namespace detail
+
+/// The threads a parallel_for started here would get: threads(), or 1 inside a parallel_for.
+inline int available_threads() { return detail::inside_parallel_job() ? 1 : threads(); }
 
 /// Calls f(part, begin, end) on up to threads() contiguous parts of [0, count), numbered from 0,
 /// in parallel, each part at least `grain` long (so that tiny ranges stay on one thread); returns
@@ -37,7 +42,7 @@ template <class F>
 void parallel_parts(std::int64_t count, F&& f, std::int64_t grain = 1) {
   if (count <= 0) return;
   const std::int64_t most = std::max<std::int64_t>(1, count / std::max<std::int64_t>(grain, 1));
-  const int parts = static_cast<int>(std::min<std::int64_t>(threads(), most));
+  const int parts = static_cast<int>(std::min<std::int64_t>(available_threads(), most));
   if (parts <= 1) {
     f(0, std::int64_t{0}, count);
     return;

@@ -156,6 +156,13 @@ void* Tape::grad_buffer(std::uint32_t id) {
   return n.grad;
 }
 
+void* Tape::grad_buffer_to_write(std::uint32_t id, bool* fresh) {
+  CoarseNode& n = nodes_[id];
+  *fresh = n.grad == nullptr;
+  if (*fresh) n.grad = arena_.allocate(n.grad_bytes);
+  return n.grad;
+}
+
 void Tape::grow_slots() {
   const std::size_t capacity = next_capacity(slot_capacity_, slot_count_ + 1, "Vars");
   regrow(adjoint_, slot_count_, capacity);
@@ -211,11 +218,17 @@ void Tape::sweep_interleaved(std::uint32_t statement_end) {
       sweep_statements(end, n.statement_position);
       end = n.statement_position;
     }
-    if (!n.backward) continue;
+    if (!n.backward) {
+      if (n.is_leaf && leaf_finished_)
+        leaf_finished_(leaf_context_, static_cast<std::uint32_t>(id));
+      continue;
+    }
     // Like a statement, a node that received no gradient sends none.
     const bool reached =
         n.grad != nullptr || (n.scalar_output != kNotRecorded && adjoint_[n.scalar_output] != 0.0);
     if (reached) n.backward(*this, static_cast<std::uint32_t>(id));
+    if (n.is_leaf && leaf_finished_)  // a leaf with a hook of its own (data-parallel training)
+      leaf_finished_(leaf_context_, static_cast<std::uint32_t>(id));
   }
   if (end > 0) sweep_statements(end, 0);
 }

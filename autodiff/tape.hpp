@@ -104,6 +104,17 @@ class Tape {
   /// accumulate over calls; the adjoints of intermediate results are recomputed by each call.
   void backward(Index output);
 
+  /// Called by the reverse sweep as it passes each leaf coarse node (a tensor parameter or a
+  /// tensor marked requires_grad): from then on the sweep adds nothing more to that leaf's
+  /// gradient. Lets an optimizer update a parameter while its gradient is still in cache.
+  using LeafFinished = void (*)(void* context, std::uint32_t node);
+  /// Sets the callback (null: none) until it is set again; the inspected (anomaly-checking)
+  /// sweep does not call it.
+  void on_leaf_finished(LeafFinished callback, void* context) {
+    leaf_finished_ = callback;
+    leaf_context_ = context;
+  }
+
   bool is_recording() const { return recording_ != kNotRecording; }
   /// Whether and how the tape records, in one byte: the one test a Var makes per recorded value.
   enum RecordingMode : std::uint8_t { kNotRecording = 0, kRecording = 1, kRecordingWithNotes = 3 };
@@ -155,6 +166,10 @@ class Tape {
   CoarseNode& node(std::uint32_t id) { return nodes_[id]; }
   /// The gradient buffer of node `id`, allocated and zeroed when first asked for.
   void* grad_buffer(std::uint32_t id);
+  /// The same for a caller that writes every element of the gradient: when no gradient has
+  /// reached the node yet, its buffer is made without zeroing and *fresh is true (write, do not
+  /// add); otherwise *fresh is false (add, as with grad_buffer).
+  void* grad_buffer_to_write(std::uint32_t id, bool* fresh);
   /// Memory that lives until the next clear(), 64-byte aligned.
   void* allocate(std::size_t bytes) { return arena_.allocate(bytes); }
   template <class T>
@@ -263,6 +278,8 @@ class Tape {
   Epoch epoch_;
   detail::TapeNotes* notes_ = nullptr;            // set by the inspection guards only
   detail::TangentRecording* tangents_ = nullptr;  // set by TangentMode only
+  LeafFinished leaf_finished_ = nullptr;
+  void* leaf_context_ = nullptr;
   std::atomic<std::uintptr_t> owner_{0};
   std::uint32_t scope_depth_ = 0;
   RecordingMode recording_ = kRecording;

@@ -14,6 +14,7 @@
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include "autodiff/parallel.hpp"
 #include "cli_checks.hpp"
 #include "nn/data.hpp"
 #include "nn/distributed.hpp"
@@ -45,8 +46,8 @@ struct Settings {
   double learning_rate = 1e-3;  // Adam's default
   std::int64_t hidden = 128;
   std::uint64_t seed = 1;
-  int threads = 1;
-  run_files::RunFiles files;  // --history, --save, --checkpoint, --resume, --plot
+  int threads = autodiff::hardware_threads();  // 1 per rank under mpirun
+  run_files::RunFiles files;                   // --history, --save, --checkpoint, --resume, --plot
   bool detect_anomaly = false;
 };
 
@@ -76,6 +77,7 @@ double test(nn::Model& model, const nn::Dataset& data) { return model.evaluate(d
 int main(int argc, char** argv) {
   nn::distributed::Environment processes(argc, argv);  // MPI under mpirun, else one process
   Settings s;
+  if (processes.size() > 1) s.threads = 1;  // the ranks share the cores
   CLI::App app{"The tutorial's MNIST MLP: 784 → Dense(128, relu) → Dense(10, softmax), Adam"};
   app.add_option("--data", s.data, "directory with the four MNIST-format IDX files (.gz or raw)")
       ->capture_default_str();
@@ -95,7 +97,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", s.seed, "seed of the initial weights and of the shuffling")
       ->capture_default_str()
       ->check(integer_in(0, kMaxSeed));
-  app.add_option("--threads", s.threads, "BLAS threads")
+  app.add_option("--threads", s.threads, "threads (the GEMMs and Adam split over them)")
       ->capture_default_str()
       ->check(integer_in(1, kMaxThreads));
   run_files::add_options(app, s.files);
@@ -108,7 +110,7 @@ int main(int argc, char** argv) {
     // after training, and an empty or misshapen dataset is an error, not "accuracy 0".
     const bool main_process = processes.is_main();  // the one that prints and writes files
     if (main_process) run_files::check_outputs(s.files);
-    autodiff::set_blas_threads(s.threads);
+    autodiff::set_threads(s.threads);  // each thread runs single-threaded BLAS on its part
     const nn::Dataset train_data = nn::load_mnist(s.data, "train");
     const nn::Dataset test_data = nn::load_mnist(s.data, "t10k");
     for (const auto& [data, prefix] : {std::pair{&train_data, "train"}, {&test_data, "t10k"}}) {

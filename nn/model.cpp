@@ -258,10 +258,10 @@ const Evaluation& Model::train_step(const BatchSource& data, std::span<const std
   const Tensor<float> y_true = data.targets(rows);
   const Tensor<float> y_pred = (*network_)(x);
   const Tensor<float> loss = loss_(y_true, y_pred);
-  loss.backward();
   if (std::isfinite(loss.item())) {
-    optimizer_->step(parameters_);
+    optimizer_->backward_and_step(loss, parameters_);  // each update while its gradient is hot
   } else {  // no update from a NaN or infinite loss: the weights stay as they were
+    loss.backward();
     for (Parameter* p : parameters_) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
   }
   // Kept between steps, so that a warm step allocates nothing.

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/parallel.hpp"
+
 namespace nn {
 namespace {
 
@@ -78,7 +80,8 @@ namespace {
 // Flush-to-zero and denormals-are-zero for the update loops, restored on exit. A parameter whose
 // gradient stays 0 (a dead ReLU unit) has its moments decay geometrically into subnormal floats,
 // where every multiply takes a microcode assist: measured, Adam's pass ran 3× slower for it.
-// Values below 1.2e-38 are far below anything that can move a float parameter.
+// Values below 1.2e-38 are far below anything that can move a float parameter. Set on each
+// thread that runs a part of an update.
 class FlushDenormals {
  public:
 #if defined(__SSE__)
@@ -89,33 +92,102 @@ class FlushDenormals {
   unsigned saved_;
 #endif
 };
+
+// A parameter's update is split over the pool from this many values on (below, one thread is
+// faster than waking another); each element's update is independent of the split.
+constexpr std::int64_t kUpdateGrain = 16'384;
+
+template <class F>
+void for_parts_of(const Parameter& parameter, F&& f) {
+  autodiff::parallel_for(
+      static_cast<std::int64_t>(parameter.value.size()),
+      [&](std::int64_t begin, std::int64_t end) {
+        const FlushDenormals flush;
+        f(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
+      },
+      kUpdateGrain);
+}
 }  // namespace
 
-void Adam::update(std::span<Parameter* const> parameters) {
-  const FlushDenormals flush;
+void Optimizer::backward_and_step(const Tensor<float>& loss,
+                                  std::span<Parameter* const> parameters) {
+  watch_tape();
+  if (!begin_step(parameters)) {
+    loss.backward();
+    update(parameters);
+    return;
+  }
+  // Each parameter is finished when the sweep passes its first leaf on the tape (a parameter
+  // put on the tape twice has two leaves sharing its gradient).
+  autodiff::Tape& tape = autodiff::Tape::active();
+  parameter_of_node_.assign(tape.coarse_node_count(), kNoParameter);
+  updated_.assign(parameters.size(), 0);
+  for (std::size_t k = 0; k < parameters.size(); ++k) {
+    const float* grad = parameters[k]->grad.data();
+    if (parameters[k]->grad.empty()) continue;
+    for (std::uint32_t id = 0; id < parameter_of_node_.size(); ++id) {
+      const autodiff::CoarseNode& node = tape.coarse_node(id);
+      if (node.is_leaf && node.grad == grad) {
+        parameter_of_node_[id] = static_cast<std::uint32_t>(k);
+        break;
+      }
+    }
+  }
+  stepping_ = parameters;
+  struct Unhook {  // however backward() ends
+    autodiff::Tape& tape;
+    ~Unhook() { tape.on_leaf_finished(nullptr, nullptr); }
+  } unhook{tape};
+  tape.on_leaf_finished(&Optimizer::on_leaf_finished, this);
+  loss.backward();
+  for (std::size_t k = 0; k < parameters.size(); ++k)
+    if (!updated_[k]) update_parameter(k, *parameters[k]);
+}
+
+void Optimizer::on_leaf_finished(void* optimizer, std::uint32_t node) {
+  auto& self = *static_cast<Optimizer*>(optimizer);
+  if (node >= self.parameter_of_node_.size()) return;
+  const std::uint32_t k = self.parameter_of_node_[node];
+  if (k == kNoParameter || self.updated_[k]) return;
+  self.update_parameter(k, *self.stepping_[k]);
+  self.updated_[k] = 1;
+}
+
+bool Adam::begin_step(std::span<Parameter* const> parameters) {
   match_buffers(m_, parameters, "Adam");
   match_buffers(v_, parameters, "Adam");
   ++t_;
   const double t = static_cast<double>(t_);
-  const float alpha =
+  alpha_ =
       static_cast<float>(options_.learning_rate_ * std::sqrt(1.0 - std::pow(options_.beta2_, t)) /
                          (1.0 - std::pow(options_.beta1_, t)));
-  const float b1 = float(options_.beta1_), b2 = float(options_.beta2_),
+  return true;
+}
+
+// One pass that reads g, m, v and p once, and writes them once (g as zeros).
+void Adam::update_parameter(std::size_t k, Parameter& parameter) {
+  const float alpha = alpha_, b1 = float(options_.beta1_), b2 = float(options_.beta2_),
               eps = float(options_.epsilon_);
-  for (std::size_t k = 0; k < parameters.size(); ++k) {
-    float* __restrict p = parameters[k]->value.data();
-    float* __restrict g = parameters[k]->grad.data();
-    float* __restrict m = m_[k].data();
-    float* __restrict v = v_[k].data();
-    const std::size_t n = parameters[k]->value.size();
-    for (std::size_t i = 0; i < n; ++i) {
+  float* __restrict p = parameter.value.data();
+  float* __restrict g = parameter.grad.data();
+  float* __restrict m = m_[k].data();
+  float* __restrict v = v_[k].data();
+  for_parts_of(parameter, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
       const float gi = g[i];
-      m[i] = b1 * m[i] + (1.0f - b1) * gi;
-      v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-      p[i] -= alpha * m[i] / (std::sqrt(v[i]) + eps);
+      const float mi = b1 * m[i] + (1.0f - b1) * gi;
+      const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] -= alpha * mi / (std::sqrt(vi) + eps);
       g[i] = 0.0f;
     }
-  }
+  });
+}
+
+void Adam::update(std::span<Parameter* const> parameters) {
+  begin_step(parameters);
+  for (std::size_t k = 0; k < parameters.size(); ++k) update_parameter(k, *parameters[k]);
 }
 
 void SGDOptions::validate() const {
@@ -126,21 +198,29 @@ void SGDOptions::validate() const {
 
 SGD::SGD(SGDOptions options) : options_(options) { options_.validate(); }
 
-void SGD::update(std::span<Parameter* const> parameters) {
-  const FlushDenormals flush;
+bool SGD::begin_step(std::span<Parameter* const> parameters) {
   match_buffers(velocity_, parameters, "SGD");
+  return true;
+}
+
+void SGD::update_parameter(std::size_t k, Parameter& parameter) {
   const float lr = float(options_.learning_rate_), mu = float(options_.momentum_);
-  for (std::size_t k = 0; k < parameters.size(); ++k) {
-    float* __restrict p = parameters[k]->value.data();
-    float* __restrict g = parameters[k]->grad.data();
-    float* __restrict velocity = velocity_[k].data();
-    const std::size_t n = parameters[k]->value.size();
-    for (std::size_t i = 0; i < n; ++i) {
+  const bool nesterov = options_.nesterov_;
+  float* __restrict p = parameter.value.data();
+  float* __restrict g = parameter.grad.data();
+  float* __restrict velocity = velocity_[k].data();
+  for_parts_of(parameter, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
       velocity[i] = mu * velocity[i] - lr * g[i];
-      p[i] += options_.nesterov_ ? mu * velocity[i] - lr * g[i] : velocity[i];
+      p[i] += nesterov ? mu * velocity[i] - lr * g[i] : velocity[i];
       g[i] = 0.0f;
     }
-  }
+  });
+}
+
+void SGD::update(std::span<Parameter* const> parameters) {
+  begin_step(parameters);
+  for (std::size_t k = 0; k < parameters.size(); ++k) update_parameter(k, *parameters[k]);
 }
 
 }  // namespace nn

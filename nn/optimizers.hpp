@@ -35,6 +35,12 @@ class Optimizer {
     watch_tape();
     update(parameters);
   }
+  /// loss.backward() and step() in one pass over memory, as fused optimizers do: each parameter is
+  /// updated (and its gradient zeroed) as soon as the reverse sweep has finished its gradient,
+  /// while that gradient is still in cache; parameters the sweep does not reach are updated after
+  /// it. The result is the same as backward() then step(): a parameter's value is read by no op
+  /// recorded before it was put on the tape, and those are all the sweep has left to run.
+  void backward_and_step(const Tensor<float>& loss, std::span<Parameter* const> parameters);
   /// Whether step() has warned that the tape keeps growing.
   bool tape_growth_reported() const { return warned_; }
   virtual double learning_rate() const = 0;
@@ -51,9 +57,21 @@ class Optimizer {
 
  protected:
   virtual void update(std::span<Parameter* const> parameters) = 0;
+  /// For backward_and_step: prepares one step over `parameters` (buffers, step count) and returns
+  /// true; an optimizer that can only update all parameters at once returns false (the default),
+  /// and backward_and_step then runs backward() and update().
+  virtual bool begin_step(std::span<Parameter* const> /*parameters*/) { return false; }
+  /// After begin_step: updates parameter k of those it was given, and zeroes its gradient.
+  virtual void update_parameter(std::size_t /*k*/, Parameter& /*parameter*/) {}
 
  private:
+  static void on_leaf_finished(void* optimizer, std::uint32_t node);
   void watch_tape();
+  // backward_and_step's bookkeeping, kept between steps (a warm step allocates nothing).
+  static constexpr std::uint32_t kNoParameter = UINT32_MAX;
+  std::vector<std::uint32_t> parameter_of_node_;  // per coarse node: the parameter it finishes
+  std::vector<char> updated_;                     // per parameter, this step
+  std::span<Parameter* const> stepping_;
   std::size_t last_tape_bytes_ = 0;
   int growing_steps_ = 0;
   bool warned_ = false;
@@ -98,10 +116,13 @@ class Adam : public Optimizer {
 
  protected:
   void update(std::span<Parameter* const> parameters) override;
+  bool begin_step(std::span<Parameter* const> parameters) override;
+  void update_parameter(std::size_t k, Parameter& parameter) override;
 
  private:
   AdamOptions options_;
   std::int64_t t_ = 0;
+  float alpha_ = 0;                        // this step's α_t
   std::vector<std::vector<float>> m_, v_;  // one moment pair per parameter, made at first step
 };
 
@@ -135,6 +156,8 @@ class SGD : public Optimizer {
 
  protected:
   void update(std::span<Parameter* const> parameters) override;
+  bool begin_step(std::span<Parameter* const> parameters) override;
+  void update_parameter(std::size_t k, Parameter& parameter) override;
 
  private:
   SGDOptions options_;

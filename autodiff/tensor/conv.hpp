@@ -70,6 +70,17 @@ inline ColumnSpan real_columns(const Geometry2D& g, std::int64_t ow) {
           std::clamp<std::int64_t>(g.in_w - left, 0, g.kernel_w)};
 }
 
+/// count values from `from` to `to` (not overlapping): a loop the compiler vectorises, and for
+/// the shortest rows (a 3×3 kernel on one channel: 3 values) no call at all.
+template <class T>
+inline void copy_values(const T* __restrict from, T* __restrict to, std::int64_t count) {
+  if (count == 3) {  // spelled out: the library's memmove would cost more than the copy
+    to[0] = from[0], to[1] = from[1], to[2] = from[2];
+    return;
+  }
+  for (std::int64_t i = 0; i < count; ++i) to[i] = from[i];
+}
+
 /// Patch rows of images [first, last) of x (NHWC) into p: one row of kh·kw·c values per output
 /// pixel, (kh, kw, c) in order, zeros where the window hangs over the padding. In NHWC the kw·c
 /// values of one kernel row are contiguous in the input: each is one copy.
@@ -89,9 +100,13 @@ void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t la
             std::fill_n(out, kernel_row, T(0));
             continue;
           }
+          const T* in = image + (ih * g.in_w + left) * c;
+          if (begin == 0 && end == g.kernel_w) {  // inside the image: the usual case
+            copy_values(in, out, kernel_row);
+            continue;
+          }
           std::fill_n(out, begin * c, T(0));
-          const T* in = image + (ih * g.in_w + left + begin) * c;
-          for (std::int64_t i = 0; i < (end - begin) * c; ++i) out[begin * c + i] = in[i];
+          copy_values(in + begin * c, out + begin * c, (end - begin) * c);
           std::fill_n(out + end * c, (g.kernel_w - end) * c, T(0));
         }
       }
@@ -111,8 +126,8 @@ void col2im_add(const Geometry2D& g, const T* p, std::int64_t first, std::int64_
         for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
           const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
           if (ih < 0 || ih >= g.in_h) continue;
-          const T* in = p + kh * kernel_row + begin * c;
-          T* target = image + (ih * g.in_w + left + begin) * c;
+          const T* __restrict in = p + kh * kernel_row + begin * c;
+          T* __restrict target = image + (ih * g.in_w + left + begin) * c;
           for (std::int64_t i = 0; i < (end - begin) * c; ++i) target[i] += in[i];
         }
       }
@@ -166,7 +181,9 @@ struct Conv2D {
     const auto x = ctx.input(0), w = ctx.input(1);
     const auto y = ctx.output();
     const auto gy = ctx.output_grad();
-    const auto gx = ctx.input_grad(0), gw = ctx.input_grad(1);
+    bool fresh = false;  // no gradient in gx yet: each block zeroes its own images first
+    const auto gx = ctx.input_grad_to_write(0, &fresh);
+    const auto gw = ctx.input_grad(1);
     const TensorView<T> gb = N == 3 ? ctx.input_grad(N - 1) : TensorView<T>{};
     const detail::Geometry2D g = geometry(x.shape, w.shape);
     const std::int64_t filters = w.shape[3], row = g.kernel_h * g.kernel_w * g.channels;
@@ -188,22 +205,17 @@ struct Conv2D {
       T* d_b = d_w + row * filters;
       for (std::int64_t n = first; n < last; n += block) {
         const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
-        const T* g_rows = gy.data + n * pixels * filters;
-        const T* y_rows = y.data + n * pixels * filters;
-        for (std::int64_t r = 0; r < rows; ++r) {  // the ReLU's mask, and db's sums
-          const std::int64_t at = r * filters;
-          for (std::int64_t f = 0; f < filters; ++f) {
-            const T v = relu && !(y_rows[at + f] > T(0)) ? T(0) : g_rows[at + f];
-            d_out[at + f] = v;
-            d_b[f] += v;
-          }
-        }
+        mask_rows(gy.data + n * pixels * filters, y.data + n * pixels * filters, rows, filters,
+                  d_out, d_b);
         if (gw) {
           detail::im2col(g, x.data, n, end, patches);
           detail::gemm(true, false, row, filters, rows, patches, d_out, true, d_w);
         }
         if (gx) {
           detail::gemm(false, true, rows, row, filters, d_out, w.data, false, d_patches);
+          if (fresh)
+            std::fill_n(gx.data + n * g.in_pixels() * g.channels,
+                        (end - n) * g.in_pixels() * g.channels, T(0));
           detail::col2im_add(g, d_patches, n, end, gx.data);
         }
       }
@@ -315,8 +327,22 @@ struct Conv2D {
   }
 
  private:
+  // The output's gradient after the ReLU's mask (zero where y ≤ 0) into d_out, and db's sums.
   template <class T>
-  void finish_rows(T* out, std::int64_t rows, std::int64_t filters, const T* bias) const {
+  void mask_rows(const T* __restrict g_rows, const T* __restrict y_rows, std::int64_t rows,
+                 std::int64_t filters, T* __restrict d_out, T* __restrict d_b) const {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t at = r * filters;
+      for (std::int64_t f = 0; f < filters; ++f) {
+        const T v = relu && !(y_rows[at + f] > T(0)) ? T(0) : g_rows[at + f];
+        d_out[at + f] = v;
+        d_b[f] += v;
+      }
+    }
+  }
+  template <class T>
+  void finish_rows(T* __restrict out, std::int64_t rows, std::int64_t filters,
+                   const T* __restrict bias) const {
     for (std::int64_t r = 0; r < rows; ++r, out += filters) {
       if (bias)
         for (std::int64_t f = 0; f < filters; ++f) out[f] += bias[f];

@@ -15,6 +15,7 @@
 
 #include "autodiff/dual.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/parallel.hpp"
 #include "autodiff/tensor/op.hpp"
 
 namespace autodiff {
@@ -105,6 +106,32 @@ struct Broadcast {
 
 }  // namespace detail
 
+namespace detail {
+/// Elementwise loops split over the pool (parallel.hpp) from this many elements on: below it,
+/// waking a second thread costs more than the loop.
+inline constexpr std::int64_t kElementwiseGrain = 32'768;
+
+/// f(begin, end) over [0, count), on the pool when count is large.
+template <class F>
+void elementwise_for(std::int64_t count, F&& f) {
+  if (count < 2 * kElementwiseGrain)
+    f(std::int64_t{0}, count);
+  else
+    parallel_for(count, f, kElementwiseGrain);
+}
+
+/// When `in` repeats along the leading axes of `out` (a bias row: in's shape, leading 1s aside,
+/// is out's last dimensions), its size; otherwise 0.
+inline std::int64_t row_period(const Shape& out, const Shape& in) {
+  int rank = in.rank(), first = 0;
+  while (first < rank && in[first] == 1) ++first;
+  if (rank - first > out.rank() || in.size() == 0) return 0;
+  for (int i = first; i < rank; ++i)
+    if (in[i] != out[out.rank() - rank + i]) return 0;
+  return in.size();
+}
+}  // namespace detail
+
 /// y = f(x) for each element; dx += g · f′(x, y).
 template <class F>
 struct Map {
@@ -113,17 +140,21 @@ struct Map {
   Shape output_shape(const Shape& x) const { return x; }
   template <class T>
   void forward(OpContext<T, 1>& ctx) const {
-    const auto x = ctx.input(0);
-    const auto y = ctx.output();
-    for (std::int64_t i = 0; i < y.size(); ++i) y[i] = f.value(x[i]);
+    const T* __restrict x = ctx.input(0).data;
+    T* __restrict y = ctx.output().data;
+    detail::elementwise_for(ctx.output().size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) y[i] = f.value(x[i]);
+    });
   }
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
-    const auto x = ctx.input(0);
-    const auto y = ctx.output();
-    const auto g = ctx.output_grad();
-    const auto gx = ctx.input_grad(0);
-    for (std::int64_t i = 0; i < y.size(); ++i) gx[i] += g[i] * f.derivative(x[i], y[i]);
+    const T* __restrict x = ctx.input(0).data;
+    const T* __restrict y = ctx.output().data;
+    const T* __restrict g = ctx.output_grad().data;
+    T* __restrict gx = ctx.input_grad(0).data;
+    detail::elementwise_for(ctx.output().size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) gx[i] += g[i] * f.derivative(x[i], y[i]);
+    });
   }
   // Tangent mode: ẏ = f′·ẋ; ġx += ġ·f′ + g·(f′)˙, with (f′)˙ from f′ on Duals.
   template <class T>
@@ -160,6 +191,20 @@ struct ZipWith {
   void forward(OpContext<T, 2>& ctx) const {
     const auto a = ctx.input(0), b = ctx.input(1);
     const auto y = ctx.output();
+    const T* __restrict pa = a.data;
+    const T* __restrict pb = b.data;
+    T* __restrict py = y.data;
+    if (a.shape == y.shape && b.shape == y.shape) {
+      detail::elementwise_for(y.size(), [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) py[i] = f.value(pa[i], pb[i]);
+      });
+      return;
+    }
+    if (const std::int64_t width = a.shape == y.shape ? detail::row_period(y.shape, b.shape) : 0) {
+      for (std::int64_t at = 0; at < y.size(); at += width)  // a bias added to each row
+        for (std::int64_t j = 0; j < width; ++j) py[at + j] = f.value(pa[at + j], pb[j]);
+      return;
+    }
     detail::Broadcast<2>(y.shape, {a.shape, b.shape})
         .for_each(
             [&](std::int64_t o, std::int64_t i, std::int64_t j) { y[o] = f.value(a[i], b[j]); });
@@ -169,12 +214,49 @@ struct ZipWith {
     const auto a = ctx.input(0), b = ctx.input(1);
     const auto y = ctx.output();
     const auto g = ctx.output_grad();
+    const auto ga = ctx.input_grad(0), gb = ctx.input_grad(1);
+    const T* __restrict pa = a.data;
+    const T* __restrict pb = b.data;
+    const T* __restrict py = y.data;
+    const T* __restrict pg = g.data;
+    // a and b may be one tensor (x * x): then ga and gb are one buffer, so each loop has its own
+    // restrict-qualified pointer, in its own block.
+    if (a.shape == y.shape && b.shape == y.shape) {
+      detail::elementwise_for(y.size(), [&](std::int64_t begin, std::int64_t end) {
+        if (ga) {
+          T* __restrict out = ga.data;
+          for (std::int64_t i = begin; i < end; ++i)
+            out[i] += pg[i] * f.d_left(pa[i], pb[i], py[i]);
+        }
+        if (gb) {
+          T* __restrict out = gb.data;
+          for (std::int64_t i = begin; i < end; ++i)
+            out[i] += pg[i] * f.d_right(pa[i], pb[i], py[i]);
+        }
+      });
+      return;
+    }
+    if (const std::int64_t width = a.shape == y.shape ? detail::row_period(y.shape, b.shape) : 0) {
+      if (ga) {
+        T* __restrict out = ga.data;
+        for (std::int64_t at = 0; at < y.size(); at += width)
+          for (std::int64_t j = 0; j < width; ++j)
+            out[at + j] += pg[at + j] * f.d_left(pa[at + j], pb[j], py[at + j]);
+      }
+      if (gb) {  // summed over the rows in order, as the general path does
+        T* __restrict out = gb.data;
+        for (std::int64_t at = 0; at < y.size(); at += width)
+          for (std::int64_t j = 0; j < width; ++j)
+            out[j] += pg[at + j] * f.d_right(pa[at + j], pb[j], py[at + j]);
+      }
+      return;
+    }
     const detail::Broadcast<2> plan(y.shape, {a.shape, b.shape});
-    if (const auto ga = ctx.input_grad(0))
+    if (ga)
       plan.for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
         ga[i] += g[o] * f.d_left(a[i], b[j], y[o]);
       });
-    if (const auto gb = ctx.input_grad(1))
+    if (gb)
       plan.for_each([&](std::int64_t o, std::int64_t i, std::int64_t j) {
         gb[j] += g[o] * f.d_right(a[i], b[j], y[o]);
       });
@@ -224,20 +306,24 @@ struct WithNumber {
   Shape output_shape(const Shape& x) const { return x; }
   template <class T>
   void forward(OpContext<T, 1>& ctx) const {
-    const auto x = ctx.input(0);
-    const auto y = ctx.output();
+    const T* __restrict x = ctx.input(0).data;
+    T* __restrict y = ctx.output().data;
     const T c = static_cast<T>(number);
-    for (std::int64_t i = 0; i < y.size(); ++i)
-      y[i] = kNumberOnLeft ? f.value(c, x[i]) : f.value(x[i], c);
+    detail::elementwise_for(ctx.output().size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i)
+        y[i] = kNumberOnLeft ? f.value(c, x[i]) : f.value(x[i], c);
+    });
   }
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
-    const auto x = ctx.input(0);
-    const auto y = ctx.output();
-    const auto g = ctx.output_grad();
-    const auto gx = ctx.input_grad(0);
+    const T* __restrict x = ctx.input(0).data;
+    const T* __restrict y = ctx.output().data;
+    const T* __restrict g = ctx.output_grad().data;
+    T* __restrict gx = ctx.input_grad(0).data;
     const T c = static_cast<T>(number);
-    for (std::int64_t i = 0; i < y.size(); ++i) gx[i] += g[i] * derivative(c, x[i], y[i]);
+    detail::elementwise_for(ctx.output().size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) gx[i] += g[i] * derivative(c, x[i], y[i]);
+    });
   }
   // Tangent mode: as Map's, with the number held still.
   template <class T>

@@ -28,9 +28,16 @@ inline std::int64_t row_size(const Shape& shape) {
 struct ViewBackward {
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
-    const auto g = ctx.output_grad();
-    T* gx = ctx.input_grad(0).data + (ctx.output().data - ctx.input(0).data);
-    for (std::int64_t i = 0; i < g.size(); ++i) gx[i] += g[i];
+    const T* __restrict g = ctx.output_grad().data;
+    const std::int64_t count = ctx.output().size(), offset = ctx.output().data - ctx.input(0).data;
+    // A reshape covers its whole input: the first gradient to reach it is copied, not added.
+    bool fresh = false;
+    T* __restrict gx = count == ctx.input(0).size() ? ctx.input_grad_to_write(0, &fresh).data
+                                                    : ctx.input_grad(0).data + offset;
+    if (fresh)
+      std::copy_n(g, count, gx);
+    else
+      for (std::int64_t i = 0; i < count; ++i) gx[i] += g[i];
   }
   template <class T>
   void backward_jvp(OpContext<T, 1>& ctx) const {

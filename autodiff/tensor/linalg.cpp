@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "autodiff/parallel.hpp"
+
 namespace autodiff {
 
 namespace {
@@ -19,7 +21,22 @@ void apply_blas_thread_policy() {
   });
 }
 
-// Sizes were checked against int by MatMul::output_shape.
+// C (m × n, row stride ldc) = A·B (+ C), one BLAS call; sizes were checked against int by
+// MatMul::output_shape.
+template <class T, class Gemm>
+void blas_call(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
+               const T* a, std::int64_t lda, const T* b, std::int64_t ldb, bool accumulate, T* c,
+               std::int64_t ldc) {
+  blas(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m),
+       int(n), int(k), T(1), a, int(lda), b, int(ldb), accumulate ? T(1) : T(0), c, int(ldc));
+}
+
+// Below this many multiply-adds a product stays on one thread: waking the pool costs a few
+// microseconds, the product itself less than that.
+constexpr std::int64_t kSplitWork = std::int64_t{1} << 18;
+// The parts' edges fall on multiples of this many rows or columns (the kernels' tile width).
+constexpr std::int64_t kSplitAlign = 16;
+
 template <class T, class Gemm>
 void gemm_with(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
                const T* a, const T* b, bool accumulate, T* c) {
@@ -29,9 +46,28 @@ void gemm_with(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std:
     return;
   }
   apply_blas_thread_policy();
-  blas(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m),
-       int(n), int(k), T(1), a, int(ta ? m : k), b, int(tb ? k : n), accumulate ? T(1) : T(0), c,
-       int(n));
+  const std::int64_t lda = ta ? m : k, ldb = tb ? k : n;
+  // On the pool, each part its own rows or columns of C through single-threaded BLAS (OpenBLAS's
+  // own threads do not pay at these sizes). The parts are fixed by the sizes and the thread
+  // count, so a result repeats exactly on the same count, and differs from one thread only where
+  // BLAS picks another kernel (summation order) for a narrower part. Split along C's longer side:
+  // each part then repacks only the smaller operand whole.
+  const std::int64_t side = std::max(m, n);
+  if (m * n * k >= kSplitWork && side >= 2 * kSplitAlign && available_threads() > 1 &&
+      openblas_get_num_threads() == 1) {
+    const std::int64_t tiles = (side + kSplitAlign - 1) / kSplitAlign;
+    parallel_for(tiles, [&](std::int64_t first, std::int64_t last) {
+      const std::int64_t begin = first * kSplitAlign, end = std::min(side, last * kSplitAlign);
+      if (n >= m)  // columns [begin, end): B's columns, C's columns
+        blas_call(blas, ta, tb, m, end - begin, k, a, lda, b + (tb ? begin * k : begin), ldb,
+                  accumulate, c + begin, n);
+      else  // rows [begin, end): A's rows, C's rows
+        blas_call(blas, ta, tb, end - begin, n, k, a + (ta ? begin : begin * k), lda, b, ldb,
+                  accumulate, c + begin * n, n);
+    });
+    return;
+  }
+  blas_call(blas, ta, tb, m, n, k, a, lda, b, ldb, accumulate, c, n);
 }
 }  // namespace
 

@@ -49,31 +49,43 @@ struct Dropout {
   }
   template <class T>
   void forward(OpContext<T, 1>& ctx) const {
-    const auto x = ctx.input(0);
-    const auto y = ctx.output();
-    const T scale = T(1.0 / (1.0 - rate));
-    const std::uint64_t threshold = detail::dropout_threshold(rate);
+    const T* x = ctx.input(0).data;
+    T* y = ctx.output().data;
     parallel_for(
-        y.size(),
-        [&](std::int64_t first, std::int64_t last) {
-          for (std::int64_t i = first; i < last; ++i)
-            y[i] = detail::dropout_keeps(seed, first_element + i, threshold) ? x[i] * scale : T(0);
-        },
+        ctx.output().size(),
+        [&](std::int64_t first, std::int64_t last) { masked<T, false>(x, y, first, last); },
         kGrain);
   }
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
-    const auto g = ctx.output_grad();
-    const auto gx = ctx.input_grad(0);
-    const T scale = T(1.0 / (1.0 - rate));
-    const std::uint64_t threshold = detail::dropout_threshold(rate);
+    const T* g = ctx.output_grad().data;
+    bool fresh = false;  // no gradient in gx yet: write it, no zeroing pass first
+    T* gx = ctx.input_grad_to_write(0, &fresh).data;
     parallel_for(
-        g.size(),
+        ctx.output().size(),
         [&](std::int64_t first, std::int64_t last) {
-          for (std::int64_t i = first; i < last; ++i)
-            if (detail::dropout_keeps(seed, first_element + i, threshold)) gx[i] += g[i] * scale;
+          if (fresh)
+            masked<T, false>(g, gx, first, last);
+          else
+            masked<T, true>(g, gx, first, last);
         },
         kGrain);
+  }
+  /// to[i] = (or +=) from[i]·scale where the mask keeps element i, 0 where it drops it: a select,
+  /// not a branch (the mask is random: a branch would be mispredicted half the time).
+  template <class T, bool kAdd>
+  void masked(const T* __restrict from, T* __restrict to, std::int64_t first,
+              std::int64_t last) const {
+    const T scale = T(1.0 / (1.0 - rate));
+    const std::uint64_t threshold = detail::dropout_threshold(rate);
+    for (std::int64_t i = first; i < last; ++i) {
+      const T v =
+          detail::dropout_keeps(seed, first_element + i, threshold) ? from[i] * scale : T(0);
+      if constexpr (kAdd)
+        to[i] += v;
+      else
+        to[i] = v;
+    }
   }
   // Tangent mode (tangent.hpp): linear, the same mask on the tangents.
   template <class T>

@@ -146,6 +146,16 @@ class OpContext {
       return {detail::grad_tangent_buffer<T>(tape_, node_.input[i]), n.shape};
     return {static_cast<T*>(tape_.grad_buffer(node_.input[i])), n.shape};
   }
+  /// Backward only, for an op that writes every element of input i's gradient: when no other op
+  /// has added to it yet, the buffer comes unzeroed and *fresh is true (then write every element
+  /// instead of adding: no pass to zero it first); otherwise *fresh is false (add).
+  TensorView<T> input_grad_to_write(int i, bool* fresh) const {
+    const detail::TensorNode& n = input_node(i);
+    *fresh = false;
+    // In tangent mode a gradient buffer also holds its tangent, which must start at zero.
+    if (!n.requires_grad || reads_ != Reads::Values || tape_.tangents()) return input_grad(i);
+    return {static_cast<T*>(tape_.grad_buffer_to_write(node_.input[i], fresh)), n.shape};
+  }
   /// Memory on the tape until it is cleared: for what forward saves for backward, or scratch.
   template <class U>
   U* scratch(std::int64_t count) const {

@@ -51,13 +51,26 @@ struct MaxPool2D {
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
     const auto gy = ctx.output_grad();
-    const auto gx = ctx.input_grad(0);
+    bool fresh = false;  // no gradient in gx yet: each thread zeroes its own images first
+    const auto gx = ctx.input_grad_to_write(0, &fresh);
     const std::int64_t per_image = gx.size() / std::max<std::int64_t>(gx.shape[0], 1);
     const std::int64_t out_per_image = gy.size() / std::max<std::int64_t>(gy.shape[0], 1);
+    // Windows that tile the image without overlap (Keras's default, strides = pool size): each
+    // input pixel is in one window at most, and a fresh gradient is written in one pass.
+    const bool tiled = window.padding == Padding::Valid && window.stride_h == window.height &&
+                       window.stride_w == window.width;
     parallel_for(gy.shape[0], [&](std::int64_t first, std::int64_t last) {
-      for (std::int64_t n = first; n < last; ++n)
+      for (std::int64_t n = first; n < last; ++n) {
+        T* image = gx.data + n * per_image;
+        if (fresh && tiled) {
+          write_tiled(detail::plan_window(gx.shape, window, name), gy.data + n * out_per_image,
+                      argmax + n * out_per_image, image);
+          continue;
+        }
+        if (fresh) std::fill_n(image, per_image, T(0));  // an image at a time: still in cache
         for (std::int64_t o = n * out_per_image; o < (n + 1) * out_per_image; ++o)
-          gx[n * per_image + argmax[o]] += gy[o];
+          image[argmax[o]] += gy[o];
+      }
     });
   }
   template <class T>
@@ -76,6 +89,29 @@ struct MaxPool2D {
   void backward_jvp(OpContext<T, 1>& ctx) const {
     OpContext<T, 1> tangents = ctx.grad_tangents();
     backward(tangents);
+  }
+
+  /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
+  /// its other inputs and at the pixels no window covers (the last rows and columns).
+  template <class T>
+  static void write_tiled(const detail::Geometry2D& g, const T* __restrict gy,
+                          const std::int32_t* __restrict at, T* __restrict image) {
+    const std::int64_t c = g.channels;
+    for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+      for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+        const std::int64_t ih = oh * g.stride_h + kh;
+        for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+          const std::int64_t o = (oh * g.out_w + ow) * c;
+          for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+            const std::int64_t pixel = (ih * g.in_w + ow * g.stride_w + kw) * c;
+            for (std::int64_t k = 0; k < c; ++k)
+              image[pixel + k] = at[o + k] == std::int32_t(pixel + k) ? gy[o + k] : T(0);
+          }
+        }
+        const std::int64_t covered = g.out_w * g.stride_w;  // then the columns left over
+        std::fill(image + (ih * g.in_w + covered) * c, image + (ih + 1) * g.in_w * c, T(0));
+      }
+    std::fill(image + g.out_h * g.stride_h * g.in_w * c, image + g.in_pixels() * c, T(0));
   }
 
   /// out[k] = the largest x over output (oh, ow)'s window of real pixels, channel k; and when
