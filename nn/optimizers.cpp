@@ -97,15 +97,26 @@ class FlushDenormals {
 // faster than waking another); each element's update is independent of the split.
 constexpr std::int64_t kUpdateGrain = 16'384;
 
+// The parts are whole blocks of 16 rows of a matrix (the last axis is a row), as the split
+// matmul's parts are (linalg.cpp): each thread updates the rows whose gradient it computed and
+// that it will read again in the next step's forward product, from its own core's cache.
+constexpr std::int64_t kUpdateRowBlock = 16;
+
 template <class F>
 void for_parts_of(const Parameter& parameter, F&& f) {
+  const auto size = static_cast<std::int64_t>(parameter.value.size());
+  const std::int64_t row =
+      parameter.shape.rank() >= 2 ? parameter.shape[parameter.shape.rank() - 1] : 1;
+  const std::int64_t block = std::max<std::int64_t>(1, kUpdateRowBlock * row);
+  const std::int64_t blocks = (size + block - 1) / block;
   autodiff::parallel_for(
-      static_cast<std::int64_t>(parameter.value.size()),
-      [&](std::int64_t begin, std::int64_t end) {
+      blocks,
+      [&](std::int64_t first, std::int64_t last) {
         const FlushDenormals flush;
-        f(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
+        f(static_cast<std::size_t>(first * block),
+          static_cast<std::size_t>(std::min(size, last * block)));
       },
-      kUpdateGrain);
+      std::max<std::int64_t>(1, kUpdateGrain / block));
 }
 }  // namespace
 

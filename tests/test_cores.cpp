@@ -80,15 +80,17 @@ std::vector<double> direct_product(bool ta, bool tb, std::int64_t m, std::int64_
 
 }  // namespace
 
-TEST_CASE("matmul split over 2 threads, by rows or by columns, transposed or not") {
+TEST_CASE("matmul split over 2 threads, by rows, columns or depth, transposed or not") {
   const ThreadCount threads_set(2);
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-1, 1);
-  // Wide (split by columns) and tall (split by rows) products, sizes off the 16-wide tiles.
+  // Wide (split by columns), tall (split by rows) and deep (split along k, then summed) products,
+  // sizes off the 16-wide tiles.
   struct Case {
     std::int64_t m, n, k;
   };
-  for (const Case s : {Case{20, 301, 70}, Case{301, 20, 70}, Case{33, 130, 800}}) {
+  for (const Case s :
+       {Case{20, 301, 70}, Case{301, 20, 70}, Case{33, 130, 800}, Case{7, 45, 1001}}) {
     std::vector<float> a(static_cast<std::size_t>(s.m * s.k)),
         b(static_cast<std::size_t>(s.k * s.n));
     for (float& x : a) x = u(rng);
@@ -115,11 +117,14 @@ TEST_CASE("MLP training on 1 and 2 threads: equal up to summation order, exactly
   const std::vector<float> two_again = trained_parameters(2, 4);
   REQUIRE(one.size() == two.size());
   CHECK(two == two_again);  // bit for bit on a fixed thread count
+  // Summation order moves a gradient by an ulp or so; Adam divides each gradient by its own
+  // size, so a near-zero one can move its weight by a sizeable part of a step (lr 1e-3). Bound:
+  // 0.2% of one step, in absolute terms (the weights are about 0.05).
   double worst = 0;
   for (std::size_t i = 0; i < one.size(); ++i)
-    worst = std::max(worst, std::fabs(double(two[i]) - double(one[i])) /
-                                std::max(1e-3, std::fabs(double(one[i]))));
-  CHECK(worst <= 1e-5);
+    worst = std::max(worst, std::fabs(double(two[i]) - double(one[i])));
+  MESSAGE("largest difference between 1 and 2 threads after 4 Adam steps: ", worst);
+  CHECK(worst <= 2e-6);
   // The steps did move the weights (the comparison is not between two initialisations).
   const std::vector<float> initial = trained_parameters(1, 0);
   double moved = 0;

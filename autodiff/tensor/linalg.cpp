@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <vector>
 
 #include "autodiff/parallel.hpp"
 
@@ -37,6 +38,49 @@ constexpr std::int64_t kSplitWork = std::int64_t{1} << 18;
 // The parts' edges fall on multiples of this many rows or columns (the kernels' tile width).
 constexpr std::int64_t kSplitAlign = 16;
 
+// A product much deeper than it is wide or tall (a small batch through a wide layer: X·W with
+// X 32 × 784) splits along k instead: part p multiplies A's columns and B's rows [k_p, k_p+1)
+// into its own m × n sum, and the sums are added to C in part order. Each part then reads only
+// its share of B, the rows of a weight that the optimizer's update, split the same way, has
+// just written on that core: splitting by C's columns would read half of B from the other
+// core's cache. The extra sums are m × n each, small when k dominates.
+constexpr std::int64_t kSplitDepthRatio = 4;
+
+template <class T>
+std::vector<T>& depth_sums() {  // per calling thread; grows to the largest product, then stays
+  thread_local std::vector<T> sums;
+  return sums;
+}
+
+template <class T, class Gemm>
+void gemm_split_depth(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                      const T* a, std::int64_t lda, const T* b, std::int64_t ldb, bool accumulate,
+                      T* c) {
+  const std::int64_t parts = std::min<std::int64_t>(available_threads(), k / kSplitAlign);
+  std::vector<T>& sums = depth_sums<T>();
+  if (sums.size() < static_cast<std::size_t>((parts - 1) * m * n))
+    sums.resize(static_cast<std::size_t>((parts - 1) * m * n));
+  T* extra = sums.data();
+  const std::int64_t tiles = (k + kSplitAlign - 1) / kSplitAlign;
+  parallel_parts(parts, [&](int, std::int64_t first_part, std::int64_t last_part) {
+    for (std::int64_t p = first_part; p < last_part; ++p) {
+      const std::int64_t begin = std::min(k, tiles * p / parts * kSplitAlign),
+                         end = std::min(k, tiles * (p + 1) / parts * kSplitAlign);
+      const T* a_part = a + (ta ? begin * m : begin);
+      const T* b_part = b + (tb ? begin : begin * n);
+      if (p == 0)
+        blas_call(blas, ta, tb, m, n, end - begin, a_part, lda, b_part, ldb, accumulate, c, n);
+      else
+        blas_call(blas, ta, tb, m, n, end - begin, a_part, lda, b_part, ldb, false,
+                  extra + (p - 1) * m * n, n);
+    }
+  });
+  for (std::int64_t p = 1; p < parts; ++p) {
+    const T* __restrict sum = extra + (p - 1) * m * n;
+    for (std::int64_t i = 0; i < m * n; ++i) c[i] += sum[i];
+  }
+}
+
 template <class T, class Gemm>
 void gemm_with(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
                const T* a, const T* b, bool accumulate, T* c) {
@@ -53,8 +97,13 @@ void gemm_with(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std:
   // BLAS picks another kernel (summation order) for a narrower part. Split along C's longer side:
   // each part then repacks only the smaller operand whole.
   const std::int64_t side = std::max(m, n);
-  if (m * n * k >= kSplitWork && side >= 2 * kSplitAlign && available_threads() > 1 &&
-      openblas_get_num_threads() == 1) {
+  const bool split =
+      m * n * k >= kSplitWork && available_threads() > 1 && openblas_get_num_threads() == 1;
+  if (split && k >= kSplitDepthRatio * side) {
+    gemm_split_depth(blas, ta, tb, m, n, k, a, lda, b, ldb, accumulate, c);
+    return;
+  }
+  if (split && side >= 2 * kSplitAlign) {
     const std::int64_t tiles = (side + kSplitAlign - 1) / kSplitAlign;
     parallel_for(tiles, [&](std::int64_t first, std::int64_t last) {
       const std::int64_t begin = first * kSplitAlign, end = std::min(side, last * kSplitAlign);
