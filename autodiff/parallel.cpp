@@ -48,6 +48,9 @@ thread_local bool t_inside_job = false;  // a worker, or the caller while it run
 // A job is `chunks` calls f(context, i, chunks). The caller and the workers claim chunks from
 // one atomic word, so a worker that is slow to wake (the machine is shared) leaves its chunk to
 // the caller instead of holding it up; which thread runs a chunk never changes what it computes.
+// The caller claims from the front and the workers from the back: on two threads each core gets
+// the same part of every job, so a core reads again the rows it wrote in the previous kernel (a
+// weight's gradient, then its update, then the next forward product) from its own cache.
 class Pool {
  public:
   ~Pool() { resize(1); }
@@ -73,15 +76,16 @@ class Pool {
     }
     function_ = f;
     context_ = context;
+    chunks_ = chunks;
     done_.store(0, std::memory_order_relaxed);
     const std::uint64_t id = job_id(job_.load(std::memory_order_relaxed)) + 1;
-    job_.store(id << 32 | std::uint64_t(chunks) << 16);  // seq_cst: against sleepers_ below
+    job_.store(id << 32 | std::uint64_t(chunks));  // seq_cst: against sleepers_ below
     if (sleepers_.load() > 0) {
       { const std::lock_guard lock(mutex_); }
       wake_.notify_all();
     }
     t_inside_job = true;
-    run_claimed_chunks();
+    run_claimed_chunks(/*from_front=*/true);
     t_inside_job = false;
     const auto finished = [&] { return done_.load(std::memory_order_acquire) == chunks; };
     if (!spin_until(finished)) {
@@ -93,20 +97,26 @@ class Pool {
   }
 
  private:
-  // The job word: its number (32 bits), its chunk count (16) and the next unclaimed chunk (16).
+  // The job word: its number (32 bits), then the unclaimed chunks [front, back) (16 bits each).
   static std::uint64_t job_id(std::uint64_t word) { return word >> 32; }
+  static int front_of(std::uint64_t word) { return static_cast<int>((word >> 16) & 0xffff); }
+  static int back_of(std::uint64_t word) { return static_cast<int>(word & 0xffff); }
 
-  void run_claimed_chunks() {
+  void run_claimed_chunks(bool from_front) {
     for (;;) {
       std::uint64_t word = job_.load(std::memory_order_acquire);
-      int chunk, chunks;
+      int chunk;
+      std::uint64_t claimed;
       do {
-        chunk = static_cast<int>(word & 0xffff);
-        chunks = static_cast<int>((word >> 16) & 0xffff);
-        if (chunk >= chunks) return;
-      } while (!job_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+        const int front = front_of(word), back = back_of(word);
+        if (front >= back) return;
+        chunk = from_front ? front : back - 1;
+        claimed = from_front ? word + (std::uint64_t{1} << 16) : word - 1;
+      } while (!job_.compare_exchange_weak(word, claimed, std::memory_order_acq_rel,
                                            std::memory_order_acquire));
-      // Claimed: the job cannot finish (nor its function change) before this chunk is done.
+      // Claimed: the job cannot finish (nor its function and count change) before this chunk is
+      // done.
+      const int chunks = chunks_;
       function_(context_, chunk, chunks);
       if (done_.fetch_add(1) + 1 == chunks && caller_waiting_.load()) {
         { const std::lock_guard lock(mutex_); }
@@ -127,7 +137,7 @@ class Pool {
         if (stop_) return;
       }
       seen = job_id(job_.load());
-      run_claimed_chunks();
+      run_claimed_chunks(/*from_front=*/false);
     }
   }
 
@@ -152,6 +162,7 @@ class Pool {
   // The current job: written before job_ is published, read by a thread after it claims a chunk.
   detail::ChunkFunction function_ = nullptr;
   const void* context_ = nullptr;
+  int chunks_ = 0;
   bool stop_ = false;
   std::vector<std::thread> workers_;
 };
