@@ -3,6 +3,7 @@
 // files, its forward and backward side by side; op.hpp says how to write one of your own.
 #include "autodiff/tensor/bridge.hpp"         // to_var, from_vars, tensor ∘ Var
 #include "autodiff/tensor/conv.hpp"           // conv2d on NHWC images (im2col + BLAS)
+#include "autodiff/tensor/conv_pool.hpp"      // conv2d and max_pool2d as one op
 #include "autodiff/tensor/elementwise.hpp"    // the scalar table on tensors, where, comparisons
 #include "autodiff/tensor/layout.hpp"         // transpose, reshape, slice_rows, gather_rows
 #include "autodiff/tensor/linalg.hpp"         // matmul (BLAS)

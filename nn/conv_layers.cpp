@@ -46,16 +46,33 @@ Conv2D::Conv2D(std::int64_t in_channels, std::int64_t filters, Size2D kernel_siz
                      double(kh * kw * filters), options.seed);
 }
 
-Tensor<float> Conv2D::forward(const Tensor<float>& x) {
+void Conv2D::check_input(const Tensor<float>& x) const {
   if (x.rank() != 4 || x.shape()[3] != in_channels())
     throw std::invalid_argument(
         fmt::format("{}: input has shape {}, expected (batch, height, width, {})", describe(),
                     x.shape().str(), in_channels()));
-  const bool relu = activation_ == Activation::Relu;
-  const autodiff::Conv2D op{options_.strides[0], options_.strides[1], options_.padding, relu};
-  const Tensor<float> y =
-      bias_ ? apply(op, x, weight_->on_tape(), bias_->on_tape()) : apply(op, x, weight_->on_tape());
-  return relu ? y : activate(y, activation_);
+}
+
+autodiff::Conv2D Conv2D::op() const {
+  return {options_.strides[0], options_.strides[1], options_.padding,
+          activation_ == Activation::Relu};
+}
+
+Tensor<float> Conv2D::forward(const Tensor<float>& x) {
+  check_input(x);
+  const autodiff::Conv2D conv = op();
+  const Tensor<float> y = bias_ ? apply(conv, x, weight_->on_tape(), bias_->on_tape())
+                                : apply(conv, x, weight_->on_tape());
+  return conv.relu ? y : activate(y, activation_);
+}
+
+Tensor<float> Conv2D::forward_max_pooled(const Tensor<float>& x, const autodiff::Window2D& pool) {
+  if (activation_ != Activation::Relu && activation_ != Activation::Linear)
+    return max_pool2d(forward(x), pool);
+  check_input(x);
+  const autodiff::Conv2DMaxPool2D fused{op(), pool};
+  return bias_ ? apply(fused, x, weight_->on_tape(), bias_->on_tape())
+               : apply(fused, x, weight_->on_tape());
 }
 
 std::string Conv2D::describe() const {

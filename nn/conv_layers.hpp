@@ -44,6 +44,10 @@ class Conv2D : public Module {
          Activation activation = Activation::Linear, Conv2DOptions options = {});
   Tensor<float> forward(const Tensor<float>& x) override;
   std::string describe() const override;
+  /// max_pool2d(forward(x), pool) as one op (autodiff::conv2d_max_pool2d: the full-size output
+  /// stays in cache) when the activation is ReLU or linear; otherwise the two apart. Equal bit
+  /// for bit either way. nn::Sequential calls it for a Conv2D followed by a MaxPooling2D.
+  Tensor<float> forward_max_pooled(const Tensor<float>& x, const autodiff::Window2D& pool);
 
   std::int64_t in_channels() const { return weight_->shape[2]; }
   std::int64_t filters() const { return weight_->shape[3]; }
@@ -55,6 +59,9 @@ class Conv2D : public Module {
   Parameter* bias() { return bias_; }
 
  private:
+  void check_input(const Tensor<float>& x) const;
+  autodiff::Conv2D op() const;
+
   Parameter* weight_;
   Parameter* bias_ = nullptr;
   Activation activation_;

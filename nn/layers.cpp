@@ -4,10 +4,12 @@
 #include <new>
 #include <random>
 #include <stdexcept>
+#include <typeinfo>
 
 #include <fmt/format.h>
 
 #include "autodiff/inspect/notes.hpp"
+#include "nn/conv_layers.hpp"
 
 namespace nn {
 
@@ -105,7 +107,20 @@ Tensor<float> Sequential::forward(const Tensor<float>& x) {
     }
     return y;
   }
-  for (auto& layer : layers_) y = layer->forward(y);
+  // A Conv2D followed by a MaxPooling2D runs as one op (conv_pool.hpp), except in tangent mode,
+  // which that op has no rules for, and when inspected (above: each layer's ops labelled apart).
+  const bool fuse = autodiff::Tape::active().tangents() == nullptr;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    // The exact types: a subclass may have a forward of its own.
+    if (fuse && i + 1 < layers_.size() && typeid(*layers_[i]) == typeid(Conv2D) &&
+        typeid(*layers_[i + 1]) == typeid(MaxPooling2D)) {
+      const auto& pool = static_cast<const MaxPooling2D&>(*layers_[i + 1]);
+      y = static_cast<Conv2D&>(*layers_[i]).forward_max_pooled(y, pool.window());
+      ++i;
+      continue;
+    }
+    y = layers_[i]->forward(y);
+  }
   return y;
 }
 

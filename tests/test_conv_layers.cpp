@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "allocation_counter.hpp"
+#include "autodiff/inspect/tape_stats.hpp"
 #include "autodiff/parallel.hpp"
 #include "nn/model.hpp"
 #include "nn/serialize.hpp"
@@ -220,4 +221,44 @@ TEST_CASE("a convnet's training step allocates nothing once warm, on 2 threads")
   model.train_step(data, rows);
   CHECK(counter.count() == 0);
   autodiff::set_threads(1);
+}
+
+TEST_CASE("Sequential runs Conv2D then MaxPooling2D as one op, equal to the layers called apart") {
+  auto network = [] {
+    nn::Sequential n;
+    n.add(nn::Conv2D(2, 3, {3, 3}, nn::Activation::Relu, {.seed = 1}));
+    n.add(nn::MaxPooling2D({2, 2}));
+    n.add(nn::Conv2D(3, 2, {2, 2}, nn::Activation::Linear, {.seed = 2}));  // linear: fused too
+    n.add(nn::MaxPooling2D({2, 2}, {.strides = {1, 1}}));
+    n.add(nn::Conv2D(2, 2, {1, 1}, nn::Activation::Tanh, {.seed = 3}));  // tanh: apart
+    n.add(nn::MaxPooling2D({2, 2}));
+    n.add(nn::Flatten());
+    return n;
+  };
+  auto run = [](nn::Sequential& n, bool whole) {
+    autodiff::Tape tape;
+    autodiff::TapeScope scope(tape);
+    const F x = F::random_uniform({3, 11, 10, 2}, -1, 1, 4);
+    F y = x;
+    if (whole) {
+      y = n(x);
+      // one op per fused pair: conv2d_max_pool2d is on the tape, max_pool2d only after the tanh
+      const auto ops = [&tape](const char* kind) {
+        for (const auto& row : autodiff::tape_stats(tape).rows)
+          if (row.kind == kind) return row.nodes;
+        return std::size_t{0};
+      };
+      CHECK(ops("tensor conv2d_max_pool2d") == 2);
+      CHECK(ops("tensor max_pool2d") == 1);
+      CHECK(ops("tensor conv2d") == 1);
+    } else {
+      for (std::size_t i = 0; i < n.size(); ++i) y = n.child(i)(y);
+    }
+    sum(y * F::random_uniform(y.shape(), -1, 1, 5)).backward();
+    std::vector<float> all = y.to_vector();
+    for (nn::Parameter* p : n.parameters()) all.insert(all.end(), p->grad.begin(), p->grad.end());
+    return all;
+  };
+  nn::Sequential fused = network(), apart = network();
+  CHECK(run(fused, true) == run(apart, false));
 }

@@ -178,9 +178,23 @@ struct Conv2D {
 
   template <class T, int N>
   void backward(OpContext<T, N>& ctx) const {
-    const auto x = ctx.input(0), w = ctx.input(1);
     const auto y = ctx.output();
     const auto gy = ctx.output_grad();
+    const std::int64_t filters = ctx.input(1).shape[3];
+    const std::int64_t pixels = geometry(ctx.input(0).shape, ctx.input(1).shape).out_pixels();
+    backward_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* d_out, T* d_b) {
+      mask_rows(gy.data + n * pixels * filters, y.data + n * pixels * filters, (end - n) * pixels,
+                filters, d_out, d_b);
+    });
+  }
+
+  /// The backward pass of images [n, end) at a time, given `output_grad(n, end, d_out, d_b)`,
+  /// which writes their output gradient (after the activation's mask) into d_out, (rows, filters),
+  /// and adds its column sums to d_b. Conv2D reads it off its own output; a fused op after it
+  /// (conv_pool.hpp) makes it from its own.
+  template <class T, int N, class OutputGrad>
+  void backward_blocks(OpContext<T, N>& ctx, OutputGrad&& output_grad) const {
+    const auto x = ctx.input(0), w = ctx.input(1);
     bool fresh = false;  // no gradient in gx yet: each block zeroes its own images first
     const auto gx = ctx.input_grad_to_write(0, &fresh);
     const auto gw = ctx.input_grad(1);
@@ -205,8 +219,7 @@ struct Conv2D {
       T* d_b = d_w + row * filters;
       for (std::int64_t n = first; n < last; n += block) {
         const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
-        mask_rows(gy.data + n * pixels * filters, y.data + n * pixels * filters, rows, filters,
-                  d_out, d_b);
+        output_grad(n, end, d_out, d_b);
         if (gw) {
           detail::im2col(g, x.data, n, end, patches);
           detail::gemm(true, false, row, filters, rows, patches, d_out, true, d_w);
@@ -326,7 +339,6 @@ struct Conv2D {
     }
   }
 
- private:
   // The output's gradient after the ReLU's mask (zero where y ≤ 0) into d_out, and db's sums.
   template <class T>
   void mask_rows(const T* __restrict g_rows, const T* __restrict y_rows, std::int64_t rows,
