@@ -3,6 +3,9 @@
 // allocation_counter.cpp), and their bytes, so a test can assert that a piece of code allocates
 // nothing, or how much it allocates at most.
 #include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <vector>
 
 namespace testing {
 std::size_t allocations_on_this_thread();
@@ -32,4 +35,19 @@ class ByteCounter {
  private:
   std::size_t start_;
 };
+
+/// Heap allocations made by one training step of `model` once warm: three steps of `batch`
+/// consecutive rows of `data`, then a fourth on the next rows, counted.
+template <class Model, class Data>
+std::size_t warm_step_allocations(Model& model, const Data& data, std::int64_t batch) {
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(batch));
+  for (int step = 0; step < 3; ++step) {
+    std::iota(rows.begin(), rows.end(), step * batch);
+    model.train_step(data, rows);
+  }
+  std::iota(rows.begin(), rows.end(), 3 * batch);
+  const AllocationCounter counter;
+  model.train_step(data, rows);
+  return counter.count();
+}
 }  // namespace testing

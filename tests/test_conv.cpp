@@ -14,6 +14,7 @@
 #include "autodiff/autodiff.hpp"
 #include "autodiff/parallel.hpp"
 #include "tensor_check.hpp"
+#include "thread_count.hpp"
 
 using namespace autodiff;
 using T = Tensor<double>;
@@ -45,13 +46,6 @@ std::vector<double> direct_conv(const std::vector<double>& x, const Shape& xs,
         }
   return y;
 }
-
-// Restores the thread count however a test ends.
-struct ThreadCount {
-  explicit ThreadCount(int n) : saved(threads()) { set_threads(n); }
-  ~ThreadCount() { set_threads(saved); }
-  int saved;
-};
 
 }  // namespace
 

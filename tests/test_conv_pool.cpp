@@ -9,6 +9,7 @@
 #include "autodiff/autodiff.hpp"
 #include "autodiff/parallel.hpp"
 #include "tensor_check.hpp"
+#include "thread_count.hpp"
 
 using namespace autodiff;
 
@@ -56,12 +57,6 @@ const std::vector<Case> kCases = {
     {{2, 8, 7, 3}, {3, 2, 3, 5}, {2, 1, Padding::Same, false}, {3, 3, 2, 2}, false},
     // "same" pooling (windows partly over the padding), ReLU.
     {{2, 7, 6, 2}, {2, 2, 2, 3}, {1, 1, Padding::Valid, true}, {2, 3, 2, 2, Padding::Same}, true},
-};
-
-struct ThreadCount {
-  explicit ThreadCount(int n) : saved(threads()) { set_threads(n); }
-  ~ThreadCount() { set_threads(saved); }
-  int saved;
 };
 
 }  // namespace

@@ -17,17 +17,11 @@
 #include "autodiff/parallel.hpp"
 #include "nn/model.hpp"
 #include "tensor_check.hpp"
+#include "thread_count.hpp"
 
 using namespace autodiff;
 
 namespace {
-
-// Restores the thread count however a test ends.
-struct ThreadCount {
-  explicit ThreadCount(int n) : saved(threads()) { set_threads(n); }
-  ~ThreadCount() { set_threads(saved); }
-  int saved;
-};
 
 constexpr std::int64_t kInputs = 784, kClasses = 10;
 
@@ -214,15 +208,7 @@ TEST_CASE("an MLP training step on 2 threads allocates nothing once warm") {
   const ThreadCount threads_set(2);
   const nn::Dataset data = random_images(128, 5);
   nn::Model model = mlp_model(std::make_unique<nn::Adam>());
-  std::vector<std::int64_t> rows(32);
-  for (int step = 0; step < 3; ++step) {
-    std::iota(rows.begin(), rows.end(), step * 32);
-    model.train_step(data, rows);
-  }
-  std::iota(rows.begin(), rows.end(), 96);
-  testing::AllocationCounter counter;
-  model.train_step(data, rows);
-  CHECK(counter.count() == 0);
+  CHECK(testing::warm_step_allocations(model, data, 32) == 0);
 }
 
 TEST_CASE("ops that write a fresh input gradient, or add to one another op started") {

@@ -281,13 +281,5 @@ TEST_CASE("a short seeded training run on the shipped data reaches a loss thresh
 TEST_CASE("a training step allocates nothing on the heap once warm") {
   const nn::Dataset& data = shipped_train();
   nn::Model model(mlp(128, 1), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
-  std::vector<std::int64_t> rows(32);
-  for (int step = 0; step < 3; ++step) {
-    std::iota(rows.begin(), rows.end(), step * 32);
-    model.train_step(data, rows);
-  }
-  std::iota(rows.begin(), rows.end(), 1000);
-  testing::AllocationCounter counter;
-  model.train_step(data, rows);
-  CHECK(counter.count() == 0);
+  CHECK(testing::warm_step_allocations(model, data, 32) == 0);
 }
