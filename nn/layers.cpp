@@ -112,14 +112,17 @@ Tensor<float> Sequential::forward(const Tensor<float>& x) {
   const bool fuse = autodiff::Tape::active().tangents() == nullptr;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     // The exact types: a subclass may have a forward of its own.
-    if (fuse && i + 1 < layers_.size() && typeid(*layers_[i]) == typeid(Conv2D) &&
-        typeid(*layers_[i + 1]) == typeid(MaxPooling2D)) {
-      const auto& pool = static_cast<const MaxPooling2D&>(*layers_[i + 1]);
-      y = static_cast<Conv2D&>(*layers_[i]).forward_max_pooled(y, pool.window());
-      ++i;
-      continue;
+    Module& layer = *layers_[i];
+    if (fuse && i + 1 < layers_.size() && typeid(layer) == typeid(Conv2D)) {
+      const Module& next = *layers_[i + 1];
+      if (typeid(next) == typeid(MaxPooling2D)) {
+        const auto& pool = static_cast<const MaxPooling2D&>(next);
+        y = static_cast<Conv2D&>(layer).forward_max_pooled(y, pool.window());
+        ++i;
+        continue;
+      }
     }
-    y = layers_[i]->forward(y);
+    y = layer.forward(y);
   }
   return y;
 }
