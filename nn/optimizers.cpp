@@ -155,6 +155,13 @@ void Optimizer::backward_and_step(const Tensor<float>& loss,
     if (!updated_[k]) update_parameter(k, *parameters[k]);
 }
 
+void Optimizer::update(std::span<Parameter* const> parameters) {
+  if (!begin_step(parameters))
+    throw std::logic_error(
+        "an optimizer overrides update(), or begin_step() and update_parameter()");
+  for (std::size_t k = 0; k < parameters.size(); ++k) update_parameter(k, *parameters[k]);
+}
+
 void Optimizer::on_leaf_finished(void* optimizer, std::uint32_t node) {
   auto& self = *static_cast<Optimizer*>(optimizer);
   if (node >= self.parameter_of_node_.size()) return;
@@ -196,11 +203,6 @@ void Adam::update_parameter(std::size_t k, Parameter& parameter) {
   });
 }
 
-void Adam::update(std::span<Parameter* const> parameters) {
-  begin_step(parameters);
-  for (std::size_t k = 0; k < parameters.size(); ++k) update_parameter(k, *parameters[k]);
-}
-
 void SGDOptions::validate() const {
   require(learning_rate_ > 0 && std::isfinite(learning_rate_), "SGD", "learning_rate",
           learning_rate_, "> 0");
@@ -227,11 +229,6 @@ void SGD::update_parameter(std::size_t k, Parameter& parameter) {
       g[i] = 0.0f;
     }
   });
-}
-
-void SGD::update(std::span<Parameter* const> parameters) {
-  begin_step(parameters);
-  for (std::size_t k = 0; k < parameters.size(); ++k) update_parameter(k, *parameters[k]);
 }
 
 }  // namespace nn

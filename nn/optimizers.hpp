@@ -56,7 +56,9 @@ class Optimizer {
   virtual void load_state(const OptimizerState& state, std::span<Parameter* const> parameters) = 0;
 
  protected:
-  virtual void update(std::span<Parameter* const> parameters) = 0;
+  /// One step over all `parameters`. The default runs begin_step, then update_parameter for each;
+  /// an optimizer that can only update all parameters at once overrides this instead.
+  virtual void update(std::span<Parameter* const> parameters);
   /// For backward_and_step: prepares one step over `parameters` (buffers, step count) and returns
   /// true; an optimizer that can only update all parameters at once returns false (the default),
   /// and backward_and_step then runs backward() and update().
@@ -115,7 +117,6 @@ class Adam : public Optimizer {
   void load_state(const OptimizerState& state, std::span<Parameter* const> parameters) override;
 
  protected:
-  void update(std::span<Parameter* const> parameters) override;
   bool begin_step(std::span<Parameter* const> parameters) override;
   void update_parameter(std::size_t k, Parameter& parameter) override;
 
@@ -155,7 +156,6 @@ class SGD : public Optimizer {
   void load_state(const OptimizerState& state, std::span<Parameter* const> parameters) override;
 
  protected:
-  void update(std::span<Parameter* const> parameters) override;
   bool begin_step(std::span<Parameter* const> parameters) override;
   void update_parameter(std::size_t k, Parameter& parameter) override;
 
