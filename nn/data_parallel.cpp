@@ -7,6 +7,13 @@
 
 namespace nn {
 
+std::pair<std::int64_t, std::int64_t> shard_of(std::int64_t begin, std::int64_t end,
+                                               const Communicator& communicator) {
+  const std::int64_t rows = end - begin, ranks = communicator.size(), r = communicator.rank();
+  const std::int64_t first = begin + rows / ranks * r + std::min(r, rows % ranks);
+  return {first, first + rows / ranks + (r < rows % ranks ? 1 : 0)};
+}
+
 GradientBuckets::GradientBuckets(Communicator& communicator, std::span<Parameter* const> parameters,
                                  DistributedOptions options)
     : communicator_(communicator),

@@ -7,13 +7,20 @@
 // global batch's mean loss. Model::distribute sets this up; fit and train_step drive it.
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "nn/communicator.hpp"
 #include "nn/parameter.hpp"
 
 namespace nn {
+
+/// This rank's contiguous share [first, last) of rows [begin, end): shares differ in size by at
+/// most one row, the larger ones first.
+std::pair<std::int64_t, std::int64_t> shard_of(std::int64_t begin, std::int64_t end,
+                                               const Communicator& communicator);
 
 struct DistributedOptions {
   /// Bytes of gradient per bucket: parameters join the current bucket until it holds at least
