@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The tests that use threads, under ThreadSanitizer: a separate build (build-tsan) of the test
-# suite with -fsanitize=thread, then the test cases that start threads or hand tapes over.
+# The tests that use threads, under ThreadSanitizer: a separate build (build-tsan) with
+# -fsanitize=thread of autodiff_thread_tests (the test files with thread cases: tests/CMakeLists.txt
+# finds them), then the test cases that start threads or hand tapes over.
 #   scripts/tsan.sh            build and run
 # TSan needs the address space layout it expects; setarch -R turns off ASLR where the kernel
 # randomises too much for it.
@@ -10,6 +11,6 @@ flags="-fsanitize=thread -fno-omit-frame-pointer"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTODIFF_WARNINGS_AS_ERRORS=ON \
   -DAUTODIFF_BUILD_TESTS=ON -DAUTODIFF_BUILD_BENCHMARKS=OFF -DAUTODIFF_BUILD_EXAMPLES=OFF \
   -DAUTODIFF_CONSUMER_TESTS=OFF -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
-cmake --build build-tsan -j 2 --target autodiff_tests
-run=(build-tsan/tests/autodiff_tests -tc="*thread*")
+cmake --build build-tsan -j 2 --target autodiff_thread_tests
+run=(build-tsan/tests/autodiff_thread_tests -tc="*thread*")
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch "$(uname -m)" -R "${run[@]}"
