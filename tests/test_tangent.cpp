@@ -1,6 +1,7 @@
 // Tangent mode (autodiff/tensor/tangent.hpp): H·v through every tensor op with second-order rules,
 // against Ridders' central differences of the tape's own first-order gradient, in double; a Dense
 // MLP and a small convnet in double and float, as raw ops and as nn modules; symmetry; errors.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -452,6 +453,55 @@ class ClippedDense : public nn::Module {  // a user's layer using it
 };
 }  // namespace
 
+// A user's linear op: each row reversed and scaled by 1, 2, 3, … (a fixed linear map). Declared
+// linear, it gets its tangent rules from its forward and backward; undeclared, it has none.
+template <bool kDeclared>
+struct ReverseAndScale {
+  static constexpr const char* name = "reverse_and_scale";
+  static constexpr bool linear = kDeclared;
+  Shape output_shape(const Shape& x) const { return x; }
+  template <class X>
+  void forward(OpContext<X, 1>& ctx) const {
+    const auto x = ctx.input(0);
+    const auto y = ctx.output();
+    const std::int64_t n = y.size();
+    for (std::int64_t i = 0; i < n; ++i) y[i] = X(i + 1) * x[n - 1 - i];
+  }
+  template <class X>
+  void backward(OpContext<X, 1>& ctx) const {
+    const auto g = ctx.output_grad();
+    const auto gx = ctx.input_grad(0);
+    const std::int64_t n = g.size();
+    for (std::int64_t i = 0; i < n; ++i) gx[n - 1 - i] += X(i + 1) * g[i];
+  }
+};
+
+TEST_CASE("a user's op declared linear gets H·v from its forward and backward") {
+  // Curved around the op (exp before, weighed sin after), so that H·v passes through both rules.
+  const std::function<T(Inputs)> f = [](Inputs in) {
+    return weighed(apply(ReverseAndScale<true>{}, exp(in[0]) * in[1]));
+  };
+  const std::vector<Shape> shapes = {Shape{5}, Shape{5}};
+  const std::vector<double> x = seeded(10, -1.0, 1.0, 7), v = seeded(10, -1.0, 1.0, 8);
+  GradientCheckOptions options;
+  options.rtol = 1e-6;
+  options.atol = 1e-8;
+  const SecondOrderCheck check = check_tensor_hvp(f, shapes, x, v, options);
+  INFO(check.table());
+  CHECK(check.passed());
+  double largest = 0.0;  // a real comparison: H·v is far from zero
+  for (const SecondOrderEntry& e : check.entries) largest = std::max(largest, std::fabs(e.tape));
+  CHECK(largest > 0.1);
+
+  Tape tape;
+  TapeScope scope(tape);
+  const T y = T::from({0.5, -2.0, 1.5}, {3}).requires_grad();
+  TangentMode tangents(tape);
+  CHECK_THROWS_WITH_AS(apply(ReverseAndScale<false>{}, y),
+                       doctest::Contains("\"reverse_and_scale\" has no second-order rules"),
+                       TapeError);
+}
+
 TEST_CASE("tangent mode: clear errors for an op without rules and for misuse") {
   Tape tape;
   TapeScope scope(tape);
@@ -462,7 +512,8 @@ TEST_CASE("tangent mode: clear errors for an op without rules and for misuse") {
     CHECK_THROWS_WITH_AS(apply(ClipWithoutRules{}, x),
                          "autodiff: the tensor op \"clip_without_rules\" has no second-order rules "
                          "(jvp and backward_jvp), so H·v cannot pass through it in tangent mode; "
-                         "give it both (op.hpp says how), or record it outside TangentMode",
+                         "give it both, or declare it linear (op.hpp says how), or record it "
+                         "outside TangentMode",
                          TapeError);
     CHECK_THROWS_WITH_AS(to_var(sum(x)), doctest::Contains("\"to_var\" has no second-order rules"),
                          TapeError);

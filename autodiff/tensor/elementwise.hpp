@@ -362,6 +362,7 @@ struct WithNumber {
 /// condition ≠ 0 ? a : b, with broadcasting; the gradient goes to the side that was chosen.
 struct Select {
   static constexpr const char* name = "where";
+  static constexpr bool backward_reads_gradient_only = true;  // by the condition
   Shape output_shape(const Shape& c, const Shape& a, const Shape& b) const {
     return broadcast_shapes(c, broadcast_shapes(a, b, name), name);
   }
@@ -397,11 +398,6 @@ struct Select {
         .for_each([&](std::int64_t o, std::int64_t k, std::int64_t i, std::int64_t j) {
           dy[o] = c[k] != T(0) ? (da ? da[i] : T(0)) : (db ? db[j] : T(0));
         });
-  }
-  template <class T>
-  void backward_jvp(OpContext<T, 3>& ctx) const {
-    OpContext<T, 3> tangents = ctx.grad_tangents();
-    backward(tangents);
   }
 };
 

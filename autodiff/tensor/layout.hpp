@@ -26,6 +26,7 @@ inline std::int64_t row_size(const Shape& shape) {
 
 /// Backward of a view at some offset into its input: gx[offset + i] += g[i].
 struct ViewBackward {
+  static constexpr bool linear = true;
   template <class T>
   void backward(OpContext<T, 1>& ctx) const {
     const T* __restrict g = ctx.output_grad().data;
@@ -39,17 +40,13 @@ struct ViewBackward {
     else
       for (std::int64_t i = 0; i < count; ++i) gx[i] += g[i];
   }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
-  }
 };
 }  // namespace detail
 
 /// Rank 2: (m, n) → (n, m).
 struct Transpose {
   static constexpr const char* name = "transpose";
+  static constexpr bool linear = true;
   Shape output_shape(const Shape& x) const {
     if (x.rank() != 2)
       throw std::invalid_argument(fmt::format("transpose: shape {} is not of rank 2", x.str()));
@@ -70,16 +67,6 @@ struct Transpose {
     const std::int64_t rows = gx.shape[0], cols = gx.shape[1];
     for (std::int64_t i = 0; i < rows; ++i)
       for (std::int64_t j = 0; j < cols; ++j) gx[i * cols + j] += g[j * rows + i];
-  }
-  template <class T>
-  void jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.tangents();
-    forward(tangents);
-  }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
   }
 };
 
@@ -114,6 +101,7 @@ struct SliceRows : detail::ViewBackward {
 /// The rows at the given indices along the first axis, in that order (repeats allowed).
 struct GatherRows {
   static constexpr const char* name = "gather_rows";
+  static constexpr bool linear = true;  // jvp written: forward keeps the indices, it runs once
   const std::int64_t* rows;  // the caller's indices in forward, then a copy on the tape
   std::int64_t count;
   Shape output_shape(const Shape& x) const {
@@ -152,11 +140,6 @@ struct GatherRows {
     const std::int64_t row = detail::row_size(dx.shape);
     for (std::int64_t i = 0; i < count; ++i)
       std::copy_n(dx.data + rows[i] * row, row, dy.data + i * row);
-  }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
   }
 };
 

@@ -39,6 +39,7 @@ inline bool dropout_keeps(std::uint64_t seed, std::int64_t i, std::uint64_t thre
 /// tensor (a rank's rows of a data-parallel batch) gets the mask the whole would give those rows.
 struct Dropout {
   static constexpr const char* name = "dropout";
+  static constexpr bool linear = true;  // tangent mode: the same mask on the tangents
   double rate = 0.5;
   std::uint64_t seed = 0;
   std::int64_t first_element = 0;
@@ -86,17 +87,6 @@ struct Dropout {
       else
         to[i] = v;
     }
-  }
-  // Tangent mode (tangent.hpp): linear, the same mask on the tangents.
-  template <class T>
-  void jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.tangents();
-    forward(tangents);
-  }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
   }
   static constexpr std::int64_t kGrain = 16'384;  // below this, one thread is faster
 };

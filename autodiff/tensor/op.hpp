@@ -39,9 +39,15 @@
 // from ctx.input_tangent(i), each null where it is zero), and `backward_jvp(ctx)`, the tangent of
 // backward (add into ctx.input_grad_tangent(i) what backward's formula gives when everything it
 // reads moves along the tangents: the output gradient by ctx.output_grad_tangent(), the inputs
-// and output by their tangents). A linear op's rules are its forward and backward themselves,
-// run on ctx.tangents() and ctx.grad_tangents(). A view needs only backward_jvp. An op without
-// them is refused, naming it, when recorded in tangent mode.
+// and output by their tangents). A view needs only backward_jvp. An op without them is refused,
+// naming it, when recorded in tangent mode. Two markers stand for rules that follow:
+//   static constexpr bool linear = true;   forward is linear in the inputs: its jvp is forward run
+//       on the tangents (ctx.tangents()), its backward_jvp backward run on the gradients' tangents
+//       (ctx.grad_tangents()). Sums, means, average pooling, transposes, dropout.
+//   static constexpr bool backward_reads_gradient_only = true;   backward maps the output gradient
+//       by what does not move along the tangents (a max's position, a mask, row indices): its
+//       backward_jvp is backward on the gradients' tangents; jvp is still written.
+// A member jvp or backward_jvp, when present, is used instead.
 
 #include <algorithm>
 #include <array>
@@ -224,14 +230,51 @@ concept HasBackward = requires(const Op& op, OpContext<T, N>& ctx) {
   op.backward(ctx);
 };
 
+/// The markers (see the top of this file).
+template <class Op>
+concept DeclaredLinear = requires { requires Op::linear; };
+template <class Op>
+concept BackwardReadsGradientOnly =
+    DeclaredLinear<Op> || requires { requires Op::backward_reads_gradient_only; };
+
 template <class Op, class T, int N>
-concept HasJvp = requires(Op& op, OpContext<T, N>& ctx) {
+concept HasMemberJvp = requires(Op& op, OpContext<T, N>& ctx) {
   op.jvp(ctx);
 };
 template <class Op, class T, int N>
-concept HasBackwardJvp = requires(const Op& op, OpContext<T, N>& ctx) {
+concept HasMemberBackwardJvp = requires(const Op& op, OpContext<T, N>& ctx) {
   op.backward_jvp(ctx);
 };
+template <class Op, class T, int N>
+concept HasJvp = HasMemberJvp<Op, T, N> || (DeclaredLinear<Op> && requires(const Op& op,
+                                                                             OpContext<T, N>& ctx) {
+                   op.forward(ctx);
+                 });
+template <class Op, class T, int N>
+concept HasBackwardJvp =
+    HasMemberBackwardJvp<Op, T, N> || (BackwardReadsGradientOnly<Op> && HasBackward<Op, T, N>);
+
+/// The op's jvp: its own, or (linear) forward on the tangents. Forward is called const: an op
+/// whose forward saves state for backward cannot run it twice.
+template <class Op, class T, int N>
+void run_jvp(Op& op, OpContext<T, N>& ctx) {
+  if constexpr (HasMemberJvp<Op, T, N>) {
+    op.jvp(ctx);
+  } else {
+    OpContext<T, N> tangents = ctx.tangents();
+    static_cast<const Op&>(op).forward(tangents);
+  }
+}
+/// The op's backward_jvp: its own, or backward on the gradients' tangents.
+template <class Op, class T, int N>
+void run_backward_jvp(const Op& op, OpContext<T, N>& ctx) {
+  if constexpr (HasMemberBackwardJvp<Op, T, N>) {
+    op.backward_jvp(ctx);
+  } else {
+    OpContext<T, N> grad_tangents = ctx.grad_tangents();
+    op.backward(grad_tangents);
+  }
+}
 /// A view's tangent is a view of its input's tangent: it needs no jvp.
 template <class Op, class T, int N>
 concept HasJvpOrIsView = HasJvp<Op, T, N> || requires(const Op& op, const Shape& s) {
@@ -267,7 +310,7 @@ void run_backward_with_tangents(Tape& tape, std::uint32_t id) {
   OpContext<T, N> ctx(tape, node, id);
   const Op& op = *static_cast<const Op*>(node.op);
   op.backward(ctx);
-  op.backward_jvp(ctx);
+  run_backward_jvp(op, ctx);
 }
 
 template <class Op, std::size_t... I>
@@ -347,7 +390,7 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
                           (static_cast<T*>(node->value) - static_cast<T*>(in[0]->value));
       } else if (any_tangent) {
         node->tangent = tape.allocate_array<T>(static_cast<std::size_t>(shape.size()));
-        saved->jvp(ctx);
+        run_jvp(*saved, ctx);
       }
     }
   }

@@ -16,6 +16,7 @@ namespace autodiff {
 /// input that was largest (the first one, on ties); forward keeps its position when recording.
 struct MaxPool2D {
   static constexpr const char* name = "max_pool2d";
+  static constexpr bool backward_reads_gradient_only = true;  // by the saved positions of the maxima
   Window2D window;
   const std::int32_t* argmax = nullptr;  // per output element: its source within the image
 
@@ -85,11 +86,6 @@ struct MaxPool2D {
           dy[o] = dx[n * per_image + argmax[o]];
     });
   }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
-  }
 
   /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
   /// its other inputs and at the pixels no window covers (the last rows and columns).
@@ -150,6 +146,7 @@ struct MaxPool2D {
 /// The mean of each window's real pixels, per channel; backward spreads g / count over them.
 struct AvgPool2D {
   static constexpr const char* name = "avg_pool2d";
+  static constexpr bool linear = true;
   Window2D window;
 
   Shape output_shape(const Shape& x) const {
@@ -193,16 +190,6 @@ struct AvgPool2D {
           }
     });
   }
-  template <class T>
-  void jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.tangents();
-    forward(tangents);
-  }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
-  }
 
   /// f(pixel index in the batch) for each real input pixel of image n's output (oh, ow); returns
   /// how many there were.
@@ -227,6 +214,7 @@ struct AvgPool2D {
 /// (n, h, w, c) → (n, c): the mean over all pixels; backward spreads g / (h·w) over them.
 struct GlobalAvgPool2D {
   static constexpr const char* name = "global_avg_pool2d";
+  static constexpr bool linear = true;
   Shape output_shape(const Shape& x) const {
     if (x.rank() != 4 || x[1] * x[2] == 0)
       throw std::invalid_argument(fmt::format(
@@ -261,16 +249,6 @@ struct GlobalAvgPool2D {
           for (std::int64_t k = 0; k < c; ++k)
             gx[(n * pixels + p) * c + k] += gy[n * c + k] / T(pixels);
     });
-  }
-  template <class T>
-  void jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.tangents();
-    forward(tangents);
-  }
-  template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const {
-    OpContext<T, 1> tangents = ctx.grad_tangents();
-    backward(tangents);
   }
 };
 

@@ -104,52 +104,44 @@ struct Reduce {
     });
   }
 
-  // Tangent mode. Sum, Mean, Max and Min are linear (Max and Min where the extreme element
-  // stays): forward and backward move the tangents. LogSumExp: ẏ = Σ s·ẋ with s = exp(x − y),
-  // and ġx += ġ·s + g·s·(ẋ − ẏ).
+  // Tangent mode. Sum and Mean are linear; Max and Min are where the extreme element stays: their
+  // backward routes the gradient by its position. LogSumExp: ẏ = Σ s·ẋ with s = exp(x − y), and
+  // ġx += ġ·s + g·s·(ẋ − ẏ).
+  static constexpr bool linear = kHow == Reduction::Sum || kHow == Reduction::Mean;
+  static constexpr bool backward_reads_gradient_only =
+      kHow == Reduction::Max || kHow == Reduction::Min;
   template <class T>
-  void jvp(OpContext<T, 1>& ctx) const requires(!kIndex) {
-    if constexpr (kHow == Reduction::Sum || kHow == Reduction::Mean) {
-      OpContext<T, 1> tangents = ctx.tangents();
-      forward(tangents);
-    } else {
-      const auto x = ctx.input(0), dx = ctx.input_tangent(0);
-      const auto y = ctx.output(), dy = ctx.output_tangent();
-      const detail::ReductionPlan plan(x.shape, axis);
-      plan.for_each(x.data, [&](std::int64_t o, const T* row, std::int64_t stride) {
-        const T* drow = dx.data + (row - x.data);
-        if constexpr (kHow == Reduction::LogSumExp) {
-          T total = 0;
-          for (std::int64_t k = 0; k < plan.n; ++k)
-            total += std::exp(row[k * stride] - y[o]) * drow[k * stride];
-          dy[o] = total;
-        } else {
-          dy[o] =
-              drow[detail::extreme_position<kHow == Reduction::Max>(row, plan.n, stride) * stride];
-        }
-      });
-    }
+  void jvp(OpContext<T, 1>& ctx) const requires(!kIndex && !linear) {
+    const auto x = ctx.input(0), dx = ctx.input_tangent(0);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const detail::ReductionPlan plan(x.shape, axis);
+    plan.for_each(x.data, [&](std::int64_t o, const T* row, std::int64_t stride) {
+      const T* drow = dx.data + (row - x.data);
+      if constexpr (kHow == Reduction::LogSumExp) {
+        T total = 0;
+        for (std::int64_t k = 0; k < plan.n; ++k)
+          total += std::exp(row[k * stride] - y[o]) * drow[k * stride];
+        dy[o] = total;
+      } else {
+        dy[o] = drow[detail::extreme_position<kHow == Reduction::Max>(row, plan.n, stride) * stride];
+      }
+    });
   }
   template <class T>
-  void backward_jvp(OpContext<T, 1>& ctx) const requires(!kIndex) {
-    if constexpr (kHow != Reduction::LogSumExp) {
-      OpContext<T, 1> tangents = ctx.grad_tangents();
-      backward(tangents);
-    } else {
-      const auto x = ctx.input(0), dx = ctx.input_tangent(0);
-      const auto y = ctx.output(), dy = ctx.output_tangent();
-      const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
-      T* d_gx = ctx.input_grad_tangent(0).data;
-      const detail::ReductionPlan plan(x.shape, axis);
-      plan.for_each(x.data, [&](std::int64_t o, const T* row, std::int64_t stride) {
-        const std::int64_t at = row - x.data;
-        for (std::int64_t k = 0; k < plan.n; ++k) {
-          const T s = std::exp(row[k * stride] - y[o]);
-          const T moved = dx ? dx[at + k * stride] - dy[o] : T(0);
-          d_gx[at + k * stride] += dg[o] * s + g[o] * s * moved;
-        }
-      });
-    }
+  void backward_jvp(OpContext<T, 1>& ctx) const requires(kHow == Reduction::LogSumExp) {
+    const auto x = ctx.input(0), dx = ctx.input_tangent(0);
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const auto g = ctx.output_grad(), dg = ctx.output_grad_tangent();
+    T* d_gx = ctx.input_grad_tangent(0).data;
+    const detail::ReductionPlan plan(x.shape, axis);
+    plan.for_each(x.data, [&](std::int64_t o, const T* row, std::int64_t stride) {
+      const std::int64_t at = row - x.data;
+      for (std::int64_t k = 0; k < plan.n; ++k) {
+        const T s = std::exp(row[k * stride] - y[o]);
+        const T moved = dx ? dx[at + k * stride] - dy[o] : T(0);
+        d_gx[at + k * stride] += dg[o] * s + g[o] * s * moved;
+      }
+    });
   }
 
  private:
