@@ -55,6 +55,8 @@ const std::vector<Case> kCases = {
     {{3, 9, 9, 1}, {3, 3, 1, 4}, {1, 1, Padding::Valid, true}, {2, 2, 2, 2}, true},
     // No ReLU, no bias; "same" convolution with strides; overlapping 3×3 windows, stride 2.
     {{2, 8, 7, 3}, {3, 2, 3, 5}, {2, 1, Padding::Same, false}, {3, 3, 2, 2}, false},
+    // Tiling 3×2 windows without ReLU (negative maxima pass their gradient), with bias.
+    {{2, 9, 8, 2}, {2, 3, 2, 3}, {1, 1, Padding::Valid, false}, {3, 2, 3, 2}, true},
     // "same" pooling (windows partly over the padding), ReLU.
     {{2, 7, 6, 2}, {2, 2, 2, 3}, {1, 1, Padding::Valid, true}, {2, 3, 2, 2, Padding::Same}, true},
 };

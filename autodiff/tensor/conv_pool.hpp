@@ -74,16 +74,29 @@ struct Conv2DMaxPool2D {
     const auto gy = ctx.output_grad();
     const detail::Geometry2D g = conv.geometry(ctx.input(0).shape, ctx.input(1).shape);
     const std::int64_t filters = ctx.input(1).shape[3], pixels = g.out_pixels();
-    const std::int64_t pooled_per_image = pooling(g, filters).out_pixels() * filters;
+    const detail::Geometry2D p = pooling(g, filters);
+    const std::int64_t pooled_per_image = p.out_pixels() * filters;
+    const bool tiled = pool.padding == Padding::Valid && pool.stride_h == pool.height &&
+                       pool.stride_w == pool.width;
+    const T* __restrict pooled = y.data;
+    const T* __restrict pooled_grad = gy.data;
+    const std::int32_t* __restrict at = argmax;
     // The convolution's output gradient, as max pooling's backward and then the ReLU's mask
     // would leave it: each pooled gradient at its maximum's place (added, where windows overlap),
     // kept where the maximum, the pooled output, is positive.
     conv.backward_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* d_out, T* d_b) {
-      std::fill_n(d_out, (end - n) * pixels * filters, T(0));
       for (std::int64_t i = n; i < end; ++i) {
         T* image = d_out + (i - n) * pixels * filters;
-        for (std::int64_t o = i * pooled_per_image; o < (i + 1) * pooled_per_image; ++o)
-          if (!conv.relu || y[o] > T(0)) image[argmax[o]] += gy[o];
+        const std::int64_t o = i * pooled_per_image;
+        if (tiled && conv.relu) {  // each pixel written once, in order: no zeroing pass
+          MaxPool2D::write_tiled<T, true>(p, pooled_grad + o, at + o, image, pooled + o);
+        } else if (tiled) {
+          MaxPool2D::write_tiled(p, pooled_grad + o, at + o, image);
+        } else {
+          std::fill_n(image, pixels * filters, T(0));
+          for (std::int64_t k = o; k < o + pooled_per_image; ++k)
+            image[at[k]] += !conv.relu || pooled[k] > T(0) ? pooled_grad[k] : T(0);
+        }
       }
       for (std::int64_t r = 0; r < (end - n) * pixels; ++r)
         for (std::int64_t f = 0; f < filters; ++f) d_b[f] += d_out[r * filters + f];

@@ -88,10 +88,12 @@ struct MaxPool2D {
   }
 
   /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
-  /// its other inputs and at the pixels no window covers (the last rows and columns).
-  template <class T>
+  /// its other inputs and at the pixels no window covers (the last rows and columns). With
+  /// kReluMask, g only where the window's maximum y is positive (a ReLU before the pooling).
+  template <class T, bool kReluMask = false>
   static void write_tiled(const detail::Geometry2D& g, const T* __restrict gy,
-                          const std::int32_t* __restrict at, T* __restrict image) {
+                          const std::int32_t* __restrict at, T* __restrict image,
+                          const T* __restrict y = nullptr) {
     const std::int64_t c = g.channels;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh)
       for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
@@ -100,8 +102,11 @@ struct MaxPool2D {
           const std::int64_t o = (oh * g.out_w + ow) * c;
           for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
             const std::int64_t pixel = (ih * g.in_w + ow * g.stride_w + kw) * c;
-            for (std::int64_t k = 0; k < c; ++k)
-              image[pixel + k] = at[o + k] == std::int32_t(pixel + k) ? gy[o + k] : T(0);
+            for (std::int64_t k = 0; k < c; ++k) {
+              bool kept = at[o + k] == std::int32_t(pixel + k);
+              if constexpr (kReluMask) kept = kept && y[o + k] > T(0);
+              image[pixel + k] = kept ? gy[o + k] : T(0);
+            }
           }
         }
         const std::int64_t covered = g.out_w * g.stride_w;  // then the columns left over
