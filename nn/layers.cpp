@@ -107,13 +107,12 @@ Tensor<float> Sequential::forward(const Tensor<float>& x) {
     }
     return y;
   }
-  // A Conv2D followed by a MaxPooling2D runs as one op (conv_pool.hpp), except in tangent mode,
-  // which that op has no rules for, and when inspected (above: each layer's ops labelled apart).
-  const bool fuse = autodiff::Tape::active().tangents() == nullptr;
+  // A Conv2D followed by a MaxPooling2D runs as one op (conv_pool.hpp), except when inspected
+  // (above: each layer's ops labelled apart).
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     // The exact types: a subclass may have a forward of its own.
     Module& layer = *layers_[i];
-    if (fuse && i + 1 < layers_.size() && typeid(layer) == typeid(Conv2D)) {
+    if (i + 1 < layers_.size() && typeid(layer) == typeid(Conv2D)) {
       const Module& next = *layers_[i + 1];
       if (typeid(next) == typeid(MaxPooling2D)) {
         const auto& pool = static_cast<const MaxPooling2D&>(next);

@@ -244,10 +244,28 @@ struct Conv2D {
 
   template <class T, int N>
   void jvp(OpContext<T, N>& ctx) const {
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const std::int64_t filters = ctx.input(1).shape[3];
+    const std::int64_t pixels = geometry(ctx.input(0).shape, ctx.input(1).shape).out_pixels();
+    jvp_blocks(
+        ctx, [&](int, std::int64_t n) { return dy.data + n * pixels * filters; },
+        [&](std::int64_t n, std::int64_t end, T* out) {  // the ReLU's mask
+          if (!relu) return;
+          const T* y_rows = y.data + n * pixels * filters;
+          for (std::int64_t i = 0; i < (end - n) * pixels * filters; ++i)
+            if (!(y_rows[i] > T(0))) out[i] = T(0);
+        });
+  }
+
+  /// The tangent of the convolution before its activation, ż = conv(ẋ, w) + conv(x, ẇ) + ḃ, of
+  /// images [n, end) at a time: into the rows `target(part, n)` points to, which
+  /// `finish(n, end, rows)` then completes. Conv2D's rows are its output's tangent; a fused op
+  /// after it (conv_pool.hpp) pools them from a scratch of its own.
+  template <class T, int N, class Target, class Finish>
+  void jvp_blocks(OpContext<T, N>& ctx, Target&& target, Finish&& finish) const {
     const auto x = ctx.input(0), w = ctx.input(1);
     const auto dx = ctx.input_tangent(0), dw = ctx.input_tangent(1);
     const T* d_bias = N == 3 ? ctx.input_tangent(N - 1).data : nullptr;
-    const auto y = ctx.output(), dy = ctx.output_tangent();
     const detail::Geometry2D g = geometry(x.shape, w.shape);
     const std::int64_t filters = w.shape[3], row = g.kernel_h * g.kernel_w * g.channels;
     const std::int64_t block = detail::images_per_block(g), pixels = g.out_pixels();
@@ -256,7 +274,7 @@ struct Conv2D {
       T* mine = patches + part * block * pixels * row;
       for (std::int64_t n = first; n < last; n += block) {
         const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
-        T* out = dy.data + n * pixels * filters;
+        T* out = target(part, n);
         if (dw) {  // conv(x, ẇ)
           detail::im2col(g, x.data, n, end, mine);
           detail::gemm(false, false, rows, filters, row, mine, dw.data, false, out);
@@ -266,23 +284,41 @@ struct Conv2D {
           detail::gemm(false, false, rows, filters, row, mine, w.data, bool(dw), out);
         }
         if (!dw && !dx) std::fill_n(out, rows * filters, T(0));
-        const T* y_rows = y.data + n * pixels * filters;
-        for (std::int64_t r = 0; r < rows; ++r)
-          for (std::int64_t f = 0; f < filters; ++f) {
-            T& d = out[r * filters + f];
-            if (d_bias) d += d_bias[f];
-            if (relu && !(y_rows[r * filters + f] > T(0))) d = T(0);
-          }
+        if (d_bias)
+          for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t f = 0; f < filters; ++f) out[r * filters + f] += d_bias[f];
+        finish(n, end, out);
       }
     });
   }
 
   template <class T, int N>
   void backward_jvp(OpContext<T, N>& ctx) const {
-    const auto x = ctx.input(0), w = ctx.input(1);
-    const auto dx = ctx.input_tangent(0), dw = ctx.input_tangent(1);
     const auto y = ctx.output();
     const auto gy = ctx.output_grad(), d_gy = ctx.output_grad_tangent();
+    const std::int64_t filters = ctx.input(1).shape[3];
+    const std::int64_t pixels = geometry(ctx.input(0).shape, ctx.input(1).shape).out_pixels();
+    backward_jvp_blocks(
+        ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out, T* d_b) {
+          const std::int64_t at = n * pixels * filters;
+          for (std::int64_t r = 0; r < (end - n) * pixels; ++r)  // the ReLU's mask, (db)˙'s sums
+            for (std::int64_t f = 0; f < filters; ++f) {
+              const std::int64_t i = r * filters + f;
+              const bool pass = !relu || y[at + i] > T(0);
+              g_out[i] = pass ? gy[at + i] : T(0);
+              d_g_out[i] = pass ? d_gy[at + i] : T(0);
+              d_b[f] += d_g_out[i];
+            }
+        });
+  }
+
+  /// backward_jvp of images [n, end) at a time, given `output_grads(n, end, g_out, d_g_out, d_b)`,
+  /// which writes their output gradient and its tangent (after the activation's mask) into g_out
+  /// and d_g_out, (rows, filters), and adds d_g_out's column sums to d_b.
+  template <class T, int N, class OutputGrads>
+  void backward_jvp_blocks(OpContext<T, N>& ctx, OutputGrads&& output_grads) const {
+    const auto x = ctx.input(0), w = ctx.input(1);
+    const auto dx = ctx.input_tangent(0), dw = ctx.input_tangent(1);
     const auto d_gx = ctx.input_grad_tangent(0), d_gw = ctx.input_grad_tangent(1);
     const TensorView<T> d_gb = N == 3 ? ctx.input_grad_tangent(N - 1) : TensorView<T>{};
     const detail::Geometry2D g = geometry(x.shape, w.shape);
@@ -306,15 +342,7 @@ struct Conv2D {
       T* d_b = d_w + row * filters;
       for (std::int64_t n = first; n < last; n += block) {
         const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
-        const std::int64_t at = n * pixels * filters;
-        for (std::int64_t r = 0; r < rows; ++r)  // the ReLU's mask, and (db)˙'s sums
-          for (std::int64_t f = 0; f < filters; ++f) {
-            const std::int64_t i = r * filters + f;
-            const bool pass = !relu || y[at + i] > T(0);
-            g_out[i] = pass ? gy[at + i] : T(0);
-            d_g_out[i] = pass ? d_gy[at + i] : T(0);
-            d_b[f] += d_g_out[i];
-          }
+        output_grads(n, end, g_out, d_g_out, d_b);
         if (d_gw) {  // (dW)˙ += Pᵀ·(dY)˙ + Ṗᵀ·dY
           detail::im2col(g, x.data, n, end, patches);
           detail::gemm(true, false, row, filters, rows, patches, d_g_out, true, d_w);

@@ -9,8 +9,8 @@
 // pooled gradient and the saved positions of the maxima.
 //
 // The results equal conv2d followed by max_pool2d bit for bit: the same GEMMs on the same
-// blocks, the same values summed in the same order. No tangent rules (tangent mode refuses it by
-// name); nn::Sequential uses it outside tangent mode only.
+// blocks, the same values summed in the same order; in tangent mode too (jvp and backward_jvp are
+// Conv2D's, on the rebuilt output gradient and its tangent).
 
 #include "autodiff/tensor/pooling.hpp"
 
@@ -72,41 +72,93 @@ struct Conv2DMaxPool2D {
   void backward(OpContext<T, N>& ctx) const {
     const auto y = ctx.output();
     const auto gy = ctx.output_grad();
-    const detail::Geometry2D g = conv.geometry(ctx.input(0).shape, ctx.input(1).shape);
-    const std::int64_t filters = ctx.input(1).shape[3], pixels = g.out_pixels();
-    const detail::Geometry2D p = pooling(g, filters);
-    const std::int64_t pooled_per_image = p.out_pixels() * filters;
-    const bool tiled = pool.padding == Padding::Valid && pool.stride_h == pool.height &&
-                       pool.stride_w == pool.width;
-    const T* __restrict pooled = y.data;
-    const T* __restrict pooled_grad = gy.data;
-    const std::int32_t* __restrict at = argmax;
-    // The convolution's output gradient, as max pooling's backward and then the ReLU's mask
-    // would leave it: each pooled gradient at its maximum's place (added, where windows overlap),
-    // kept where the maximum, the pooled output, is positive.
+    const Pooled p = pooled(ctx);
     conv.backward_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* d_out, T* d_b) {
+      for (std::int64_t i = n; i < end; ++i)
+        conv_output_grad(p, i, y.data, gy.data, d_out + (i - n) * p.per_image);
+      add_column_sums(d_out, (end - n) * p.per_image, p.filters, d_b);
+    });
+  }
+
+  // Tangent mode: the convolution's tangent rules on its rebuilt output and output gradient.
+  template <class T, int N>
+  void jvp(OpContext<T, N>& ctx) const {
+    const auto y = ctx.output(), dy = ctx.output_tangent();
+    const Pooled p = pooled(ctx);
+    const std::int64_t block = detail::images_per_block(p.conv);
+    T* scratch = ctx.template scratch<T>(threads() * block * p.per_image);
+    conv.jvp_blocks(
+        ctx, [&](int part, std::int64_t) { return scratch + part * block * p.per_image; },
+        [&](std::int64_t n, std::int64_t end, const T* out) {  // ẏ = ż at the maximum, masked
+          for (std::int64_t i = n; i < end; ++i) {
+            const T* image = out + (i - n) * p.per_image;
+            for (std::int64_t o = i * p.pooled_per_image; o < (i + 1) * p.pooled_per_image; ++o)
+              dy[o] = conv.relu && !(y[o] > T(0)) ? T(0) : image[argmax[o]];
+          }
+        });
+  }
+  template <class T, int N>
+  void backward_jvp(OpContext<T, N>& ctx) const {
+    const auto y = ctx.output();
+    const auto gy = ctx.output_grad(), d_gy = ctx.output_grad_tangent();
+    const Pooled p = pooled(ctx);
+    conv.backward_jvp_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out,
+                                      T* d_b) {
       for (std::int64_t i = n; i < end; ++i) {
-        T* image = d_out + (i - n) * pixels * filters;
-        const std::int64_t o = i * pooled_per_image;
-        if (tiled && conv.relu) {  // each pixel written once, in order: no zeroing pass
-          MaxPool2D::write_tiled<T, true>(p, pooled_grad + o, at + o, image, pooled + o);
-        } else if (tiled) {
-          MaxPool2D::write_tiled(p, pooled_grad + o, at + o, image);
-        } else {
-          std::fill_n(image, pixels * filters, T(0));
-          for (std::int64_t k = o; k < o + pooled_per_image; ++k)
-            image[at[k]] += !conv.relu || pooled[k] > T(0) ? pooled_grad[k] : T(0);
-        }
+        conv_output_grad(p, i, y.data, gy.data, g_out + (i - n) * p.per_image);
+        conv_output_grad(p, i, y.data, d_gy.data, d_g_out + (i - n) * p.per_image);
       }
-      for (std::int64_t r = 0; r < (end - n) * pixels; ++r)
-        for (std::int64_t f = 0; f < filters; ++f) d_b[f] += d_out[r * filters + f];
+      add_column_sums(d_g_out, (end - n) * p.per_image, p.filters, d_b);
     });
   }
 
  private:
+  struct Pooled {
+    detail::Geometry2D conv, pool;  // the convolution, and the pooling window on its output
+    std::int64_t filters, per_image, pooled_per_image;
+    bool tiled;  // windows that tile the conv's output without overlap
+  };
+  template <class T, int N>
+  Pooled pooled(const OpContext<T, N>& ctx) const {
+    const detail::Geometry2D g = conv.geometry(ctx.input(0).shape, ctx.input(1).shape);
+    const std::int64_t filters = ctx.input(1).shape[3];
+    const detail::Geometry2D p = pooling(g, filters);
+    return {g,
+            p,
+            filters,
+            g.out_pixels() * filters,
+            p.out_pixels() * filters,
+            pool.padding == Padding::Valid && pool.stride_h == pool.height &&
+                pool.stride_w == pool.width};
+  }
+
+  // Image i's convolution output gradient, as max pooling's backward and then the ReLU's mask
+  // would leave it: each pooled gradient g at its maximum's place (added, where windows overlap),
+  // kept where the maximum, the pooled output y, is positive.
+  template <class T>
+  void conv_output_grad(const Pooled& p, std::int64_t i, const T* __restrict y,
+                        const T* __restrict g, T* __restrict image) const {
+    const std::int64_t o = i * p.pooled_per_image;
+    const std::int32_t* __restrict at = argmax + o;
+    if (p.tiled && conv.relu) {  // each pixel written once, in order: no zeroing pass
+      MaxPool2D::write_tiled<T, true>(p.pool, g + o, at, image, y + o);
+    } else if (p.tiled) {
+      MaxPool2D::write_tiled(p.pool, g + o, at, image);
+    } else {
+      std::fill_n(image, p.per_image, T(0));
+      for (std::int64_t k = 0; k < p.pooled_per_image; ++k)
+        image[at[k]] += !conv.relu || y[o + k] > T(0) ? g[o + k] : T(0);
+    }
+  }
   // The pooling window on the convolution's output, (batch, out_h, out_w, filters).
   detail::Geometry2D pooling(const detail::Geometry2D& g, std::int64_t filters) const {
     return detail::plan_window({g.batch, g.out_h, g.out_w, filters}, pool, name);
+  }
+  template <class T>
+  static void add_column_sums(const T* __restrict rows, std::int64_t size, std::int64_t filters,
+                              T* __restrict sums) {
+    for (std::int64_t r = 0; r < size; r += filters)
+      for (std::int64_t f = 0; f < filters; ++f) sums[f] += rows[r + f];
   }
 };
 
