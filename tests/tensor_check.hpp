@@ -49,6 +49,14 @@ inline autodiff::GradientCheck check_tensor_op(const TensorFunction& op,
   return check_gradient(f, x, {}, options);
 }
 
+// Tolerances for H·v against Ridders' differences of the gradient (tangent.hpp), in double.
+inline autodiff::GradientCheckOptions hvp_options(double atol = 1e-8) {
+  autodiff::GradientCheckOptions options;
+  options.rtol = 1e-6;
+  options.atol = atol;
+  return options;
+}
+
 }  // namespace testing
 
 #define CHECK_TENSOR_GRADIENT(op, ...)                                                \
@@ -56,4 +64,14 @@ inline autodiff::GradientCheck check_tensor_op(const TensorFunction& op,
     const autodiff::GradientCheck check_ = testing::check_tensor_op(op, __VA_ARGS__); \
     INFO(#op, "\n", check_.table());                                                  \
     CHECK(check_.passed());                                                           \
+  } while (0)
+
+// H·v of f at x along v, in tangent mode, against finite differences of f's gradient; the
+// optional last argument is the absolute tolerance.
+#define CHECK_TENSOR_HVP(f, shapes, x, v, ...)                                                  \
+  do {                                                                                          \
+    const autodiff::SecondOrderCheck check_ =                                                   \
+        autodiff::check_tensor_hvp(f, shapes, x, v, testing::hvp_options(__VA_ARGS__));         \
+    INFO(#f, "\n", check_.table());                                                             \
+    CHECK(check_.passed());                                                                     \
   } while (0)

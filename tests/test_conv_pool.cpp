@@ -120,12 +120,7 @@ TEST_CASE("conv2d_max_pool2d in tangent mode: H·v equals the two ops' bit for b
     const TensorHvp a = tensor_hvp(fused, shapes, x, v), b = tensor_hvp(apart, shapes, x, v);
     CHECK(a.gradient == b.gradient);
     CHECK(a.hessian_vector == b.hessian_vector);
-    GradientCheckOptions options;
-    options.rtol = 1e-6;
-    options.atol = 1e-8;
-    const SecondOrderCheck check = check_tensor_hvp(fused, shapes, x, v, options);
-    INFO(check.table());
-    CHECK(check.passed());
+    CHECK_TENSOR_HVP(fused, shapes, x, v);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "allocation_counter.hpp"
+#include "tensor_check.hpp"
 #include "autodiff/autodiff.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/data.hpp"
@@ -143,12 +144,7 @@ TEST_CASE("tangent mode: H·v through every tensor op against finite differences
     const std::size_t n = total(c.shapes);
     const std::vector<double> x = seeded(n, c.low, c.high, seed++);
     const std::vector<double> v = seeded(n, -1.0, 1.0, seed++);
-    GradientCheckOptions options;
-    options.rtol = 1e-6;
-    options.atol = 1e-8;
-    const SecondOrderCheck check = check_tensor_hvp(c.f, c.shapes, x, v, options);
-    INFO(check.table());
-    CHECK(check.passed());
+    CHECK_TENSOR_HVP(c.f, c.shapes, x, v);
     // The gradient is the first-order tape's, unchanged by tangent mode.
     const TensorHvp r = tensor_hvp(c.f, c.shapes, x, v);
     Tape tape;
@@ -262,12 +258,7 @@ TEST_CASE(
     const std::vector<double> v = seeded(n, -1.0, 1.0, seed++);
     const std::vector<double> w = seeded(n, -1.0, 1.0, seed++);
 
-    GradientCheckOptions options;
-    options.rtol = 1e-6;
-    options.atol = 1e-9;
-    const SecondOrderCheck check = check_tensor_hvp(net.f, net.shapes, x, v, options);
-    INFO(check.table());
-    CHECK(check.passed());
+    CHECK_TENSOR_HVP(net.f, net.shapes, x, v, 1e-9);
 
     const std::vector<double> hv = hvp_in<double>(net.f, net.shapes, x, v);
     const std::vector<double> hv_float = hvp_in<float>(net.f_float, net.shapes, x, v);
@@ -391,13 +382,7 @@ TEST_CASE(
     for (std::size_t i = 0; i < point.size(); ++i)
       CHECK(r.hessian_vector[i] ==
             doctest::Approx(exact.hessian_vector[i]).scale(scale).epsilon(1e-4));
-    GradientCheckOptions options;
-    options.rtol = 1e-6;
-    options.atol = 1e-9;
-    const SecondOrderCheck check =
-        check_tensor_hvp(same_in_double, shapes_of(network), point, v, options);
-    INFO(check.table());
-    CHECK(check.passed());
+    CHECK_TENSOR_HVP(same_in_double, shapes_of(network), point, v, 1e-9);
 
     // In evaluation mode too (moving statistics, no dropout): H symmetric.
     network.eval();
@@ -483,10 +468,7 @@ TEST_CASE("a user's op declared linear gets H·v from its forward and backward")
   };
   const std::vector<Shape> shapes = {Shape{5}, Shape{5}};
   const std::vector<double> x = seeded(10, -1.0, 1.0, 7), v = seeded(10, -1.0, 1.0, 8);
-  GradientCheckOptions options;
-  options.rtol = 1e-6;
-  options.atol = 1e-8;
-  const SecondOrderCheck check = check_tensor_hvp(f, shapes, x, v, options);
+  const SecondOrderCheck check = check_tensor_hvp(f, shapes, x, v, testing::hvp_options());
   INFO(check.table());
   CHECK(check.passed());
   double largest = 0.0;  // a real comparison: H·v is far from zero
