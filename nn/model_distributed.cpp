@@ -1,7 +1,10 @@
 // Model's data-parallel training (Model::distribute): the checks that the ranks run the same
 // training, the state they share, and one step over this rank's share of a global batch.
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

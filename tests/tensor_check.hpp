@@ -68,10 +68,10 @@ inline autodiff::GradientCheckOptions hvp_options(double atol = 1e-8) {
 
 // H·v of f at x along v, in tangent mode, against finite differences of f's gradient; the
 // optional last argument is the absolute tolerance.
-#define CHECK_TENSOR_HVP(f, shapes, x, v, ...)                                                  \
-  do {                                                                                          \
-    const autodiff::SecondOrderCheck check_ =                                                   \
-        autodiff::check_tensor_hvp(f, shapes, x, v, testing::hvp_options(__VA_ARGS__));         \
-    INFO(#f, "\n", check_.table());                                                             \
-    CHECK(check_.passed());                                                                     \
+#define CHECK_TENSOR_HVP(f, shapes, x, v, ...)                                          \
+  do {                                                                                  \
+    const autodiff::SecondOrderCheck check_ =                                           \
+        autodiff::check_tensor_hvp(f, shapes, x, v, testing::hvp_options(__VA_ARGS__)); \
+    INFO(#f, "\n", check_.table());                                                     \
+    CHECK(check_.passed());                                                             \
   } while (0)

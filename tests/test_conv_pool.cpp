@@ -88,40 +88,43 @@ TEST_CASE("conv2d_max_pool2d: gradients against finite differences") {
   }
 }
 
-TEST_CASE("conv2d_max_pool2d in tangent mode: H·v equals the two ops' bit for bit, and FD's") {
-  std::uint64_t seed = 11;
-  for (std::size_t i = 0; i < kCases.size(); ++i) {
-    CAPTURE(i);
-    const Case& c = kCases[i];
-    std::vector<Shape> shapes = {c.x, c.w};
-    if (c.bias) shapes.push_back({c.w[3]});
-    // Curved after the op (sin, weighed), so that H·v reaches every tangent rule.
-    auto weighed_sin = [](const Tensor<double>& y) {
-      return sum(sin(y) * Tensor<double>::random_uniform(y.shape(), -1, 1, 5));
-    };
-    const TensorFunction fused = [&](std::span<const Tensor<double>> t) {
-      return weighed_sin(c.bias ? conv2d_max_pool2d(t[0], t[1], t[2], c.conv, c.pool)
-                                : conv2d_max_pool2d(t[0], t[1], c.conv, c.pool));
-    };
-    const TensorFunction apart = [&](std::span<const Tensor<double>> t) {
-      const Tensor<double> h =
-          c.bias ? conv2d(t[0], t[1], t[2], c.conv.stride_h, c.conv.stride_w, c.conv.padding,
-                          c.conv.relu)
-                 : conv2d(t[0], t[1], c.conv.stride_h, c.conv.stride_w, c.conv.padding,
-                          c.conv.relu);
-      return weighed_sin(max_pool2d(h, c.pool));
-    };
-    std::size_t n = 0;
-    for (const Shape& s : shapes) n += static_cast<std::size_t>(s.size());
-    const std::vector<double> x =
-        Tensor<double>::random_uniform({std::int64_t(n)}, -1, 1, seed++).to_vector();
-    const std::vector<double> v =
-        Tensor<double>::random_uniform({std::int64_t(n)}, -1, 1, seed++).to_vector();
-    const TensorHvp a = tensor_hvp(fused, shapes, x, v), b = tensor_hvp(apart, shapes, x, v);
-    CHECK(a.gradient == b.gradient);
-    CHECK(a.hessian_vector == b.hessian_vector);
-    CHECK_TENSOR_HVP(fused, shapes, x, v);
-  }
+TEST_CASE(
+    "conv2d_max_pool2d in tangent mode: H·v equals the two ops' on 1 and 2 threads, and FD's") {
+  for (const int thread_count : {1, 2})
+    for (std::size_t i = 0; i < kCases.size(); ++i) {
+      const ThreadCount threads_set(thread_count);
+      std::uint64_t seed = 11 + 2 * i;
+      CAPTURE(i);
+      CAPTURE(thread_count);
+      const Case& c = kCases[i];
+      std::vector<Shape> shapes = {c.x, c.w};
+      if (c.bias) shapes.push_back({c.w[3]});
+      // Curved after the op (sin, weighed), so that H·v reaches every tangent rule.
+      auto weighed_sin = [](const Tensor<double>& y) {
+        return sum(sin(y) * Tensor<double>::random_uniform(y.shape(), -1, 1, 5));
+      };
+      const TensorFunction fused = [&](std::span<const Tensor<double>> t) {
+        return weighed_sin(c.bias ? conv2d_max_pool2d(t[0], t[1], t[2], c.conv, c.pool)
+                                  : conv2d_max_pool2d(t[0], t[1], c.conv, c.pool));
+      };
+      const TensorFunction apart = [&](std::span<const Tensor<double>> t) {
+        const Tensor<double> h = c.bias ? conv2d(t[0], t[1], t[2], c.conv.stride_h, c.conv.stride_w,
+                                                 c.conv.padding, c.conv.relu)
+                                        : conv2d(t[0], t[1], c.conv.stride_h, c.conv.stride_w,
+                                                 c.conv.padding, c.conv.relu);
+        return weighed_sin(max_pool2d(h, c.pool));
+      };
+      std::size_t n = 0;
+      for (const Shape& s : shapes) n += static_cast<std::size_t>(s.size());
+      const std::vector<double> x =
+          Tensor<double>::random_uniform({std::int64_t(n)}, -1, 1, seed++).to_vector();
+      const std::vector<double> v =
+          Tensor<double>::random_uniform({std::int64_t(n)}, -1, 1, seed++).to_vector();
+      const TensorHvp a = tensor_hvp(fused, shapes, x, v), b = tensor_hvp(apart, shapes, x, v);
+      CHECK(a.gradient == b.gradient);
+      CHECK(a.hessian_vector == b.hessian_vector);
+      CHECK_TENSOR_HVP(fused, shapes, x, v);
+    }
 }
 
 TEST_CASE("conv2d_max_pool2d: shapes are checked") {

@@ -138,6 +138,15 @@ class Twice : public nn::Module {
 };
 }  // namespace
 
+TEST_CASE("data-parallel: shard_of splits rows into contiguous shares, larger ones first") {
+  // 10 rows [3, 13) on 4 ranks: 3, 3, 2, 2.
+  const std::pair<std::int64_t, std::int64_t> expected[] = {{3, 6}, {6, 9}, {9, 11}, {11, 13}};
+  for (int r = 0; r < 4; ++r) CHECK(nn::shard_of(3, 13, FakeRanks(r, 4)) == expected[r]);
+  // Fewer rows than ranks: the last ranks get none.
+  CHECK(nn::shard_of(0, 2, FakeRanks(1, 3)) == std::pair<std::int64_t, std::int64_t>{1, 2});
+  CHECK(nn::shard_of(0, 2, FakeRanks(2, 3)) == std::pair<std::int64_t, std::int64_t>{2, 2});
+}
+
 TEST_CASE("data-parallel: a parameter used twice is sent once, after both uses are swept") {
   std::vector<float> x(8 * 4), y(8 * 4);
   for (std::size_t i = 0; i < x.size(); ++i) {

@@ -13,11 +13,11 @@
 #include <fmt/format.h>
 
 #include "allocation_counter.hpp"
-#include "tensor_check.hpp"
 #include "autodiff/autodiff.hpp"
 #include "nn/conv_layers.hpp"
 #include "nn/data.hpp"
 #include "nn/second_order.hpp"
+#include "tensor_check.hpp"
 
 using namespace autodiff;
 
@@ -461,6 +461,30 @@ struct ReverseAndScale {
   }
 };
 
+// A user's linear op of two inputs: a + b reversed. One input without a tangent (a constant)
+// reads as zeros.
+struct AddReversed {
+  static constexpr const char* name = "add_reversed";
+  static constexpr bool linear = true;
+  Shape output_shape(const Shape& a, const Shape&) const { return a; }
+  template <class X>
+  void forward(OpContext<X, 2>& ctx) const {
+    const auto a = ctx.input(0), b = ctx.input(1);
+    const auto y = ctx.output();
+    const std::int64_t n = y.size();
+    for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[n - 1 - i];
+  }
+  template <class X>
+  void backward(OpContext<X, 2>& ctx) const {
+    const auto g = ctx.output_grad();
+    const std::int64_t n = g.size();
+    if (const auto ga = ctx.input_grad(0))
+      for (std::int64_t i = 0; i < n; ++i) ga[i] += g[i];
+    if (const auto gb = ctx.input_grad(1))
+      for (std::int64_t i = 0; i < n; ++i) gb[n - 1 - i] += g[i];
+  }
+};
+
 TEST_CASE("a user's op declared linear gets H·v from its forward and backward") {
   // Curved around the op (exp before, weighed sin after), so that H·v passes through both rules.
   const std::function<T(Inputs)> f = [](Inputs in) {
@@ -474,6 +498,14 @@ TEST_CASE("a user's op declared linear gets H·v from its forward and backward")
   double largest = 0.0;  // a real comparison: H·v is far from zero
   for (const SecondOrderEntry& e : check.entries) largest = std::max(largest, std::fabs(e.tape));
   CHECK(largest > 0.1);
+
+  // Two inputs, one a constant without a tangent; and both with tangents.
+  const std::function<T(Inputs)> g = [](Inputs in) {
+    const T fixed = T::from({0.3, -0.2, 0.5, 1.0, -0.7}, {5});
+    return weighed(apply(AddReversed{}, exp(in[0]), fixed) * in[1] +
+                   apply(AddReversed{}, in[1], square(in[0])));
+  };
+  CHECK_TENSOR_HVP(g, shapes, x, v);
 
   Tape tape;
   TapeScope scope(tape);

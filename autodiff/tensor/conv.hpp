@@ -298,18 +298,17 @@ struct Conv2D {
     const auto gy = ctx.output_grad(), d_gy = ctx.output_grad_tangent();
     const std::int64_t filters = ctx.input(1).shape[3];
     const std::int64_t pixels = geometry(ctx.input(0).shape, ctx.input(1).shape).out_pixels();
-    backward_jvp_blocks(
-        ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out, T* d_b) {
-          const std::int64_t at = n * pixels * filters;
-          for (std::int64_t r = 0; r < (end - n) * pixels; ++r)  // the ReLU's mask, (db)˙'s sums
-            for (std::int64_t f = 0; f < filters; ++f) {
-              const std::int64_t i = r * filters + f;
-              const bool pass = !relu || y[at + i] > T(0);
-              g_out[i] = pass ? gy[at + i] : T(0);
-              d_g_out[i] = pass ? d_gy[at + i] : T(0);
-              d_b[f] += d_g_out[i];
-            }
-        });
+    backward_jvp_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out, T* d_b) {
+      const std::int64_t at = n * pixels * filters;
+      for (std::int64_t r = 0; r < (end - n) * pixels; ++r)  // the ReLU's mask, (db)˙'s sums
+        for (std::int64_t f = 0; f < filters; ++f) {
+          const std::int64_t i = r * filters + f;
+          const bool pass = !relu || y[at + i] > T(0);
+          g_out[i] = pass ? gy[at + i] : T(0);
+          d_g_out[i] = pass ? d_gy[at + i] : T(0);
+          d_b[f] += d_g_out[i];
+        }
+    });
   }
 
   /// backward_jvp of images [n, end) at a time, given `output_grads(n, end, g_out, d_g_out, d_b)`,

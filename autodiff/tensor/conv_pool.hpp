@@ -10,7 +10,8 @@
 //
 // The results equal conv2d followed by max_pool2d bit for bit: the same GEMMs on the same
 // blocks, the same values summed in the same order; in tangent mode too (jvp and backward_jvp are
-// Conv2D's, on the rebuilt output gradient and its tangent).
+// Conv2D's, on the rebuilt output gradient and its tangent), where only a zero's sign may differ
+// (the two ops' pooling adds into a zeroed gradient there: −0 becomes +0).
 
 #include "autodiff/tensor/pooling.hpp"
 
@@ -102,14 +103,14 @@ struct Conv2DMaxPool2D {
     const auto y = ctx.output();
     const auto gy = ctx.output_grad(), d_gy = ctx.output_grad_tangent();
     const Pooled p = pooled(ctx);
-    conv.backward_jvp_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out,
-                                      T* d_b) {
-      for (std::int64_t i = n; i < end; ++i) {
-        conv_output_grad(p, i, y.data, gy.data, g_out + (i - n) * p.per_image);
-        conv_output_grad(p, i, y.data, d_gy.data, d_g_out + (i - n) * p.per_image);
-      }
-      add_column_sums(d_g_out, (end - n) * p.per_image, p.filters, d_b);
-    });
+    conv.backward_jvp_blocks(
+        ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out, T* d_b) {
+          for (std::int64_t i = n; i < end; ++i) {
+            conv_output_grad(p, i, y.data, gy.data, g_out + (i - n) * p.per_image);
+            conv_output_grad(p, i, y.data, d_gy.data, d_g_out + (i - n) * p.per_image);
+          }
+          add_column_sums(d_g_out, (end - n) * p.per_image, p.filters, d_b);
+        });
   }
 
  private:

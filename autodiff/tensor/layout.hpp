@@ -102,7 +102,7 @@ struct SliceRows : detail::ViewBackward {
 struct GatherRows {
   static constexpr const char* name = "gather_rows";
   static constexpr bool linear = true;  // jvp written: forward keeps the indices, it runs once
-  const std::int64_t* rows;  // the caller's indices in forward, then a copy on the tape
+  const std::int64_t* rows;             // the caller's indices in forward, then a copy on the tape
   std::int64_t count;
   Shape output_shape(const Shape& x) const {
     if (x.rank() < 1) throw std::invalid_argument("gather_rows: a scalar has no rows");

@@ -41,12 +41,15 @@
 // reads moves along the tangents: the output gradient by ctx.output_grad_tangent(), the inputs
 // and output by their tangents). A view needs only backward_jvp. An op without them is refused,
 // naming it, when recorded in tangent mode. Two markers stand for rules that follow:
-//   static constexpr bool linear = true;   forward is linear in the inputs: its jvp is forward run
-//       on the tangents (ctx.tangents()), its backward_jvp backward run on the gradients' tangents
-//       (ctx.grad_tangents()). Sums, means, average pooling, transposes, dropout.
+//   static constexpr bool linear = true;   forward is linear in all its inputs together (a sum of
+//       them, not a product: a product is bilinear, and its jvp must be written). Its jvp is
+//       forward run on the tangents (ctx.tangents()), so forward must be const (or jvp written);
+//       its backward_jvp is backward run on the gradients' tangents (ctx.grad_tangents()). Sums,
+//       means, average pooling, transposes, gathering rows, dropout.
 //   static constexpr bool backward_reads_gradient_only = true;   backward maps the output gradient
-//       by what does not move along the tangents (a max's position, a mask, row indices): its
-//       backward_jvp is backward on the gradients' tangents; jvp is still written.
+//       by what does not move along the tangents (a max's position, a condition): its
+//       backward_jvp is backward on the gradients' tangents; jvp is still written. Max pooling,
+//       max and min, where.
 // A member jvp or backward_jvp, when present, is used instead.
 
 #include <algorithm>
@@ -232,10 +235,13 @@ concept HasBackward = requires(const Op& op, OpContext<T, N>& ctx) {
 
 /// The markers (see the top of this file).
 template <class Op>
-concept DeclaredLinear = requires { requires Op::linear; };
+concept DeclaredLinear = requires {
+  requires Op::linear;
+};
 template <class Op>
-concept BackwardReadsGradientOnly =
-    DeclaredLinear<Op> || requires { requires Op::backward_reads_gradient_only; };
+concept BackwardReadsGradientOnly = DeclaredLinear<Op> || requires {
+  requires Op::backward_reads_gradient_only;
+};
 
 template <class Op, class T, int N>
 concept HasMemberJvp = requires(Op& op, OpContext<T, N>& ctx) {
@@ -245,14 +251,22 @@ template <class Op, class T, int N>
 concept HasMemberBackwardJvp = requires(const Op& op, OpContext<T, N>& ctx) {
   op.backward_jvp(ctx);
 };
+/// A linear op's const forward, run on the tangents, is its jvp; a backward that reads only the
+/// gradient, run on the gradients' tangents, is its backward_jvp.
 template <class Op, class T, int N>
-concept HasJvp = HasMemberJvp<Op, T, N> || (DeclaredLinear<Op> && requires(const Op& op,
-                                                                             OpContext<T, N>& ctx) {
-                   op.forward(ctx);
-                 });
+concept JvpFromForward = requires(const Op& op, OpContext<T, N>& ctx) {
+  requires DeclaredLinear<Op>;
+  op.forward(ctx);
+};
 template <class Op, class T, int N>
-concept HasBackwardJvp =
-    HasMemberBackwardJvp<Op, T, N> || (BackwardReadsGradientOnly<Op> && HasBackward<Op, T, N>);
+concept BackwardJvpFromBackward = requires(const Op& op, OpContext<T, N>& ctx) {
+  requires BackwardReadsGradientOnly<Op>;
+  op.backward(ctx);
+};
+template <class Op, class T, int N>
+concept HasJvp = HasMemberJvp<Op, T, N> || JvpFromForward<Op, T, N>;
+template <class Op, class T, int N>
+concept HasBackwardJvp = HasMemberBackwardJvp<Op, T, N> || BackwardJvpFromBackward<Op, T, N>;
 
 /// The op's jvp: its own, or (linear) forward on the tangents. Forward is called const: an op
 /// whose forward saves state for backward cannot run it twice.
@@ -331,6 +345,10 @@ Tensor<T> record(Op op, const std::array<Tensor<T>, N>& inputs) {
                 "a tensor op lives on the tape's arena, which copies bytes and runs no "
                 "destructor: keep its state to numbers and pointers into ctx.scratch()");
   static_assert(alignof(Op) <= 64, "a tensor op's alignment must not exceed 64 bytes");
+  static_assert(
+      !DeclaredLinear<Op> || HasJvpOrIsView<Op, T, N>,
+      "an op declared linear takes its jvp from forward run again on the tangents, so its "
+      "forward must be const: write jvp(ctx) for an op whose forward saves state");
   static_assert(N <= TensorNode::kMaxInputs, "at most 4 tensor inputs per op");
   Tape& tape = Tape::active();
   const char* name = op_name(op);

@@ -3,8 +3,9 @@
 // sliding window (pool size, strides, padding "valid" or "same"), and the global average over
 // all pixels. With "same" padding the padded positions take no part: a max is over the window's
 // real pixels, and an average divides by their count (TensorFlow's rule). Split over the batch
-// across threads. In tangent mode (tangent.hpp) all three are linear: average pooling's forward
-// and backward move the tangents, max pooling routes them through the saved positions.
+// across threads. In tangent mode (tangent.hpp) average pooling is linear (its forward and
+// backward move the tangents), and max pooling routes them through the saved positions of the
+// maxima.
 
 #include <limits>
 
@@ -16,7 +17,8 @@ namespace autodiff {
 /// input that was largest (the first one, on ties); forward keeps its position when recording.
 struct MaxPool2D {
   static constexpr const char* name = "max_pool2d";
-  static constexpr bool backward_reads_gradient_only = true;  // by the saved positions of the maxima
+  // Tangent mode: backward routes the gradient's tangent by the saved positions of the maxima.
+  static constexpr bool backward_reads_gradient_only = true;
   Window2D window;
   const std::int32_t* argmax = nullptr;  // per output element: its source within the image
 

@@ -123,7 +123,8 @@ struct Reduce {
           total += std::exp(row[k * stride] - y[o]) * drow[k * stride];
         dy[o] = total;
       } else {
-        dy[o] = drow[detail::extreme_position<kHow == Reduction::Max>(row, plan.n, stride) * stride];
+        dy[o] =
+            drow[detail::extreme_position<kHow == Reduction::Max>(row, plan.n, stride) * stride];
       }
     });
   }

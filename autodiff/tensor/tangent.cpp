@@ -16,7 +16,8 @@ namespace detail {
 void throw_no_tangent_rule(const char* op) {
   throw TapeError(fmt::format(
       "autodiff: the tensor op \"{}\" has no second-order rules (jvp and backward_jvp), so H·v "
-      "cannot pass through it in tangent mode; give it both, or declare it linear (op.hpp says how), "
+      "cannot pass through it in tangent mode; give it both, or declare it linear (op.hpp says "
+      "how), "
       "or record it outside TangentMode",
       op));
 }
