@@ -124,13 +124,8 @@ struct Conv2DMaxPool2D {
     const detail::Geometry2D g = conv.geometry(ctx.input(0).shape, ctx.input(1).shape);
     const std::int64_t filters = ctx.input(1).shape[3];
     const detail::Geometry2D p = pooling(g, filters);
-    return {g,
-            p,
-            filters,
-            g.out_pixels() * filters,
-            p.out_pixels() * filters,
-            pool.padding == Padding::Valid && pool.stride_h == pool.height &&
-                pool.stride_w == pool.width};
+    return {
+        g, p, filters, g.out_pixels() * filters, p.out_pixels() * filters, MaxPool2D::tiles(pool)};
   }
 
   // Image i's convolution output gradient, as max pooling's backward and then the ReLU's mask

@@ -60,8 +60,7 @@ struct MaxPool2D {
     const std::int64_t out_per_image = gy.size() / std::max<std::int64_t>(gy.shape[0], 1);
     // Windows that tile the image without overlap (Keras's default, strides = pool size): each
     // input pixel is in one window at most, and a fresh gradient is written in one pass.
-    const bool tiled = window.padding == Padding::Valid && window.stride_h == window.height &&
-                       window.stride_w == window.width;
+    const bool tiled = tiles(window);
     parallel_for(gy.shape[0], [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t n = first; n < last; ++n) {
         T* image = gx.data + n * per_image;
@@ -87,6 +86,11 @@ struct MaxPool2D {
         for (std::int64_t o = n * out_per_image; o < (n + 1) * out_per_image; ++o)
           dy[o] = dx[n * per_image + argmax[o]];
     });
+  }
+
+  /// Whether the windows tile the image without overlap: "valid", strides = pool size.
+  static bool tiles(const Window2D& w) {
+    return w.padding == Padding::Valid && w.stride_h == w.height && w.stride_w == w.width;
   }
 
   /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
