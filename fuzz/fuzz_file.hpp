@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace fuzz {
 
@@ -39,6 +41,15 @@ inline void write_file(const std::string& path, const std::uint8_t* data, std::s
 [[noreturn]] inline void finding(const char* what) {
   std::fprintf(stderr, "finding: %s\n", what);
   std::abort();
+}
+
+// The data section of a safetensors file that loaded (what follows the 8-byte header length and
+// the header); a finding if the file cannot have one.
+inline std::string_view data_section(const std::uint8_t* data, std::size_t size) {
+  std::uint64_t header_bytes = 0;  // little-endian, as here
+  if (size >= 8) std::memcpy(&header_bytes, data, 8);
+  if (size < 8 || header_bytes > size - 8) finding("loaded a file without a data section");
+  return {reinterpret_cast<const char*>(data) + 8 + header_bytes, size - 8 - header_bytes};
 }
 
 }  // namespace fuzz

@@ -144,8 +144,248 @@ corpus_weights = {
     "empty": b"",
 }
 
+
+
+# fuzz_model and fuzz_checkpoint: whole files as nn::save_model and nn::save_checkpoint write them
+# (tests/test_weights_hostile.cpp loads each valid seed, saves it again and compares the bytes).
+def encode(metadata, tensors):
+    """nn::encode_safetensors: tensors (name, dtype, shape, raw bytes) laid out in order."""
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(t[3] for t in tensors)
+
+
+def f32(values):
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+def i64(values):
+    return struct.pack(f"<{len(values)}q", *values)
+
+
+def compact(value):
+    return json.dumps(value, separators=(",", ":"))
+
+
+def dense(name, inputs, units, activation):
+    return {"name": name, "class_name": "Dense",
+            "config": {"input_dim": inputs, "units": units, "activation": activation}}
+
+
+def sequential(layers):
+    return {"class_name": "Sequential", "config": {"layers": layers}}
+
+
+def model_file(arch, tensors, architecture_text=None):
+    metadata = dict(WEIGHTS, content="model",
+                    architecture=compact(arch) if architecture_text is None else architecture_text)
+    return encode(metadata, tensors)
+
+
+MLP = sequential([dense("0", 2, 3, "relu"), dense("1", 3, 2, "linear")])
+def filled(parameters, value):
+    """(name, shape) pairs as F32 tensors of one value."""
+    out = []
+    for name, shape in parameters:
+        n = 1
+        for d in shape:
+            n *= d
+        out.append((name, "F32", shape, f32([value] * n)))
+    return out
+
+
+MLP_TENSORS = [(name, "F32", shape, f32(VALUES[begin // 4:end // 4]))
+               for name, _, shape, (begin, end) in valid]
+CONVNET_TENSORS = filled(CONVNET, 0.5)
+
+
+def convnet_with(index, **config):
+    arch = json.loads(CONVNET_ARCH)
+    arch["config"]["layers"][index]["config"].update(config)
+    return model_file(arch, CONVNET_TENSORS)
+
+
+def mlp_with(index, **config):
+    arch = json.loads(compact(MLP))
+    arch["config"]["layers"][index]["config"].update(config)
+    return model_file(arch, MLP_TENSORS)
+
+
+def nested(depth):
+    arch = dense("x", 2, 2, "linear")
+    for _ in range(depth):
+        arch = {"name": "x", **sequential([arch])}
+    del arch["name"]
+    return arch
+
+
+nested_70 = nested(70)  # 70 Sequentials around a Dense(2, 2): its 6 values as "x.x.….x.weight"
+nested_names = "x." * 70
+corpus_model = {
+    "mlp": model_file(MLP, MLP_TENSORS),
+    "convnet": model_file(json.loads(CONVNET_ARCH), CONVNET_TENSORS),
+    "weights_only": safetensors(valid, VALUES),
+    "dense_1e12_units": mlp_with(1, units=10 ** 12),
+    "dense_overflows": mlp_with(0, input_dim=1 << 62, units=4),
+    "units_string": mlp_with(0, units="3"),
+    "units_float": mlp_with(0, units=3.0),
+    "units_1e300": mlp_with(0, units=1e300),
+    "activation_number": mlp_with(1, activation=5),
+    "layers_object": model_file({"class_name": "Sequential", "config": {"layers": {"0": {}}}},
+                                MLP_TENSORS),
+    "unknown_class": model_file(dict(MLP, class_name="Sequential3D"), MLP_TENSORS),
+    "architecture_not_json": model_file(None, MLP_TENSORS, architecture_text="{\"class_name\""),
+    "architecture_array": model_file(None, MLP_TENSORS, architecture_text="[1,2]"),
+    "nested_70_modules": model_file(nested_70, filled([(nested_names + "weight", [2, 2]),
+                                                       (nested_names + "bias", [2])], 0.5)),
+    "nested_600_arrays": model_file(None, MLP_TENSORS, architecture_text="[" * 600 + "]" * 600),
+    "conv_huge_kernel": convnet_with(1, kernel_size=[1000000, 1000000]),
+    "conv_kernel_overflows": convnet_with(1, kernel_size=[1 << 62, 1 << 62]),
+    "conv_strides_huge": convnet_with(1, strides=[1 << 62, 1 << 62]),
+    "pool_huge_same": convnet_with(3, pool_size=[(1 << 63) - 1, 1], padding="same"),
+    "pool_strides_zero": convnet_with(4, strides=[0, 0]),
+    "reshape_float": convnet_with(0, target_shape=[1e300, 1.5, 1]),
+    "reshape_negative": convnet_with(0, target_shape=[-1, -1, 1]),
+    "dropout_seed_float": convnet_with(7, seed=-1e300),
+    "dropout_rate_1": convnet_with(7, rate=1.0),
+    "batchnorm_epsilon_nan": convnet_with(2, epsilon="nan"),
+    "truncated": model_file(MLP, MLP_TENSORS)[:-7],
+}
+
+# fuzz_checkpoint's trainer: Dense(2, 3, relu) -> Dropout(0.5, seed 3) -> Dense(3, 2, softmax)
+# with Adam(learning_rate 0.01), here after 2 epochs of 3 steps on 6 rows (values made up: any
+# that fit), and before any training.
+TRAINER = sequential([dense("0", 2, 3, "relu"),
+                      {"name": "1", "class_name": "Dropout", "config": {"rate": 0.5, "seed": 3}},
+                      dense("2", 3, 2, "softmax")])
+TRAINER_PARAMETERS = [("0.weight", [2, 3]), ("0.bias", [3]), ("2.weight", [3, 2]), ("2.bias", [2])]
+
+
+def mt19937_64_state(seed):
+    """std::mt19937_64(seed) as its operator<< writes it: the 312 words, then the index."""
+    words = [seed]
+    for i in range(1, 312):
+        words.append((6364136223846793005 * (words[-1] ^ (words[-1] >> 62)) + i) % (1 << 64))
+    return " ".join(map(str, words)) + " 312"
+
+
+def checkpoint(trained=True, optimizer=None, training=None, order=None, counter=None,
+               tensors=None, metadata=None, generator=False):
+    """trained: Adam's slots, 6 steps; generator: the epoch order's state (6.5 KB of text) and a
+    permutation of the 6 rows, else none (as before fit); tensors: a function of the list of
+    tensors, to change them."""
+    weights = [(name, dtype, shape, f32([(len(raw) + k) / 16 - 0.5 for k in range(len(raw) // 4)]))
+               for name, dtype, shape, raw in filled(TRAINER_PARAMETERS, 0)]
+    slots = []
+    if trained:
+        for slot, scale in (("m", 0.01), ("v", 0.0001)):
+            slots += [(f"optimizer.{slot}.{name}", "F32", shape,
+                       f32([scale * (k + 1) for k in range(len(raw) // 4)]))
+                      for name, _, shape, raw in weights]
+    optimizer = optimizer or {
+        "type": "Adam",
+        "settings": {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-07},
+        "iterations": 6 if trained else 0, "slots": ["m", "v"] if trained else []}
+    history = [{"epoch": e, "seconds": 0.125 * e,
+                "logs": [["loss", 0.75 - 0.0625 * e], ["accuracy", 0.5]]} for e in (1, 2)]
+    training = training or {"epoch": 2 if trained else 0, "shuffle": True,
+                            "generator": mt19937_64_state(5) if generator else "",
+                            "history": history if trained else []}
+    if order is None:
+        order = [3, 0, 5, 1, 4, 2] if generator else []
+    counter = (6 if trained else 0) if counter is None else counter
+    state = [("training.order", "I64", [len(order)], i64(order)),
+             ("training.counter.1.calls", "I64", [1], i64([counter]))]
+    all_tensors = weights + slots + state
+    if tensors:
+        all_tensors = tensors(all_tensors)
+    metadata = metadata or dict(WEIGHTS, content="checkpoint", architecture=compact(TRAINER),
+                                optimizer=compact(optimizer), training=compact(training))
+    return encode(metadata, all_tensors)
+
+
+def adam(**changes):
+    state = {"type": "Adam",
+             "settings": {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-07},
+             "iterations": 6, "slots": ["m", "v"]}
+    state.update(changes)
+    return state
+
+
+def progress(**changes):
+    state = {"epoch": 2, "shuffle": True, "generator": "",
+             "history": [{"epoch": 1, "seconds": 0.125, "logs": [["loss", 0.6875]]}]}
+    state.update(changes)
+    return state
+
+
+def retyped(name, dtype):
+    """The tensor as another dtype, of the same shape (its bytes repeated or cut to fit)."""
+    def change(tensors):
+        out = []
+        for n, d, shape, raw in tensors:
+            if n == name:
+                size = len(raw) // (4 if d == "F32" else 8) * (4 if dtype == "F32" else 8)
+                d, raw = dtype, (raw * 2)[:size]
+            out.append((n, d, shape, raw))
+        return out
+    return change
+
+
+def without(name):
+    return lambda tensors: [t for t in tensors if t[0] != name]
+
+
+corpus_checkpoint = {
+    "trained": checkpoint(generator=True),
+    "trained_no_order": checkpoint(),
+    "before_fit": checkpoint(trained=False),
+    "model_file": model_file(TRAINER, filled(TRAINER_PARAMETERS, 0.25)),
+    "sgd_state": checkpoint(optimizer={"type": "SGD", "settings": {
+        "learning_rate": 0.01, "momentum": 0.0, "nesterov": 0.0}, "iterations": 0, "slots": []},
+        trained=False),
+    "iterations_negative": checkpoint(optimizer=adam(iterations=-1)),
+    "iterations_max": checkpoint(optimizer=adam(iterations=(1 << 63) - 1)),
+    "iterations_1e300": checkpoint(optimizer=adam(iterations=1e300)),
+    "learning_rate_nan": checkpoint(optimizer=adam(settings={
+        "learning_rate": "nan", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-07})),
+    "slots_repeated": checkpoint(optimizer=adam(slots=["m"] * 200 + ["v"])),
+    "slot_missing": checkpoint(tensors=without("optimizer.v.2.bias")),
+    "slot_i64": checkpoint(tensors=retyped("optimizer.m.2.bias", "I64")),
+    "epoch_negative": checkpoint(training=progress(epoch=-1)),
+    "epoch_4294967298": checkpoint(training=progress(epoch=4294967298)),
+    "epoch_1e300": checkpoint(training=progress(epoch=1e300)),
+    "history_epoch_1e300": checkpoint(training=progress(history=[
+        {"epoch": 1e300, "seconds": 0.5, "logs": []}])),
+    "history_long": checkpoint(training=progress(history=[
+        {"epoch": 1, "seconds": 0, "logs": [[f"m{k}", k] for k in range(150)]}])),
+    "history_bad_pair": checkpoint(training=progress(history=[
+        {"epoch": 1, "seconds": "inf", "logs": [["loss", 1, 2]]}])),
+    "history_not_array": checkpoint(training=progress(history=7)),
+    "generator_garbage": checkpoint(training=progress(generator="1 2 3")),
+    "order_not_permutation": checkpoint(order=[0, 0, 1, 2, 3, 4]),
+    "order_without_generator": checkpoint(order=[0, 1, 2, 3, 4, 5]),
+    "order_f32": checkpoint(tensors=retyped("training.order", "F32")),
+    "counter_f32": checkpoint(tensors=retyped("training.counter.1.calls", "F32")),
+    "counter_missing": checkpoint(tensors=without("training.counter.1.calls")),
+    "not_checkpoint": checkpoint(metadata=dict(WEIGHTS, content="model",
+                                               architecture=compact(TRAINER))),
+    "training_nested": checkpoint(metadata=dict(WEIGHTS, content="checkpoint",
+                                                optimizer=compact(adam()),
+                                                training="[" * 600 + "]" * 600)),
+    "truncated": checkpoint()[:-5],
+    "cut_header": checkpoint()[:300],
+}
+
 for target, files in (("fuzz_idx_raw", corpus_raw), ("fuzz_idx_gz", corpus_gz),
-                      ("fuzz_safetensors", corpus_weights)):
+                      ("fuzz_safetensors", corpus_weights), ("fuzz_model", corpus_model),
+                      ("fuzz_checkpoint", corpus_checkpoint)):
     directory = HERE / "corpus" / target
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
