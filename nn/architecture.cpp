@@ -1,8 +1,10 @@
 #include "nn/architecture.hpp"
 
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -19,6 +21,23 @@ void ParameterBudget::claim(std::int64_t values, const std::string& what) {
         "{} needs {} parameter values, but the weights hold only {} more", what, values, left_));
   left_ -= values;
 }
+
+template <class T>
+T integer_from(const Json& value, std::string_view what) {
+  if (value.is_number_unsigned()) {
+    if (std::in_range<T>(value.get<std::uint64_t>()))
+      return static_cast<T>(value.get<std::uint64_t>());
+  } else if (value.is_number_integer()) {
+    if (std::in_range<T>(value.get<std::int64_t>()))
+      return static_cast<T>(value.get<std::int64_t>());
+  }
+  throw std::invalid_argument(fmt::format("{} is {}, expected an integer in [{}, {}]", what,
+                                          value.dump(), std::numeric_limits<T>::min(),
+                                          std::numeric_limits<T>::max()));
+}
+template int integer_from<int>(const Json&, std::string_view);
+template std::int64_t integer_from<std::int64_t>(const Json&, std::string_view);
+template std::uint64_t integer_from<std::uint64_t>(const Json&, std::string_view);
 
 namespace {
 
@@ -143,18 +162,22 @@ void add_convnet_layer_types(std::vector<LayerType>& types) {
                     throw std::invalid_argument(
                         fmt::format("target_shape is {}, expected an array of at most {} integers",
                                     target.dump(), autodiff::Shape::kMaxRank - 1));
-                  return std::make_unique<Reshape>(target.get<std::vector<std::int64_t>>());
+                  std::vector<std::int64_t> dims;
+                  for (const Json& d : target)
+                    dims.push_back(integer_from<std::int64_t>(d, "a dimension of target_shape"));
+                  return std::make_unique<Reshape>(std::move(dims));
                 }});
-  types.push_back(LayerType{"Dropout", std::type_index(typeid(Dropout)),
-                            [](const Module& m) {
-                              const auto& d = static_cast<const Dropout&>(m);
-                              return Json{{"rate", d.rate()}, {"seed", d.options().seed}};
-                            },
-                            [](const Json& c, ParameterBudget&) -> std::unique_ptr<Module> {
-                              return std::make_unique<Dropout>(
-                                  c.at("rate").get<double>(),
-                                  DropoutOptions{c.at("seed").get<std::uint64_t>()});
-                            }});
+  types.push_back(
+      LayerType{"Dropout", std::type_index(typeid(Dropout)),
+                [](const Module& m) {
+                  const auto& d = static_cast<const Dropout&>(m);
+                  return Json{{"rate", d.rate()}, {"seed", d.options().seed}};
+                },
+                [](const Json& c, ParameterBudget&) -> std::unique_ptr<Module> {
+                  return std::make_unique<Dropout>(
+                      c.at("rate").get<double>(),
+                      DropoutOptions{integer_from<std::uint64_t>(c.at("seed"), "seed")});
+                }});
   types.push_back(LayerType{
       "BatchNormalization", std::type_index(typeid(BatchNormalization)),
       [](const Module& m) {

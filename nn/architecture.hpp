@@ -13,13 +13,16 @@
 //
 //   nn::register_layer_type<Scale>(
 //       "Scale", [](const Scale& s) { return nlohmann::ordered_json{{"n", s.n}}; },
-//       [](const nlohmann::ordered_json& c) { return Scale(c.at("n").get<std::int64_t>()); });
+//       [](const nlohmann::ordered_json& c) {
+//         return Scale(nn::integer_from<std::int64_t>(c.at("n"), "n"));
+//       });
 
 #include <concepts>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <typeindex>
 #include <utility>
 
@@ -46,6 +49,13 @@ class ParameterBudget {
  private:
   std::int64_t left_;
 };
+
+/// `value` as an integer of type T (int, std::int64_t or std::uint64_t); throws
+/// std::invalid_argument naming it as `what` unless it is a JSON integer within T's range. For
+/// numbers read from a file: nlohmann's get<T>() casts a floating-point value (undefined behaviour
+/// when out of range) and wraps an integer silently.
+template <class T>
+T integer_from(const Json& value, std::string_view what);
 
 struct LayerType {
   std::string class_name;

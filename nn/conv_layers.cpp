@@ -15,11 +15,16 @@ namespace {
 
 std::string size_str(Size2D s) { return fmt::format("{}×{}", s[0], s[1]); }
 
+// A window is at most as large as a tensor's dimension can be (Shape::kMaxSize): then the padding
+// of a "same" window, (out − 1)·stride + window − in with (out − 1)·stride < in, cannot overflow.
 Window2D pool_window(Size2D pool, PoolOptions options, const char* layer) {
-  if (pool[0] < 1 || pool[1] < 1 || options.strides[0] < 0 || options.strides[1] < 0)
+  constexpr std::int64_t most = autodiff::Shape::kMaxSize;
+  if (pool[0] < 1 || pool[1] < 1 || pool[0] > most || pool[1] > most || options.strides[0] < 0 ||
+      options.strides[1] < 0)
     throw std::invalid_argument(fmt::format(
-        "{}: pool size {} and strides {}: expected sizes ≥ 1 and strides ≥ 0 (0: the pool size)",
-        layer, size_str(pool), size_str(options.strides)));
+        "{}: pool size {} and strides {}: expected sizes in [1, {}] and strides ≥ 0 (0: "
+        "the pool size)",
+        layer, size_str(pool), size_str(options.strides), most));
   return {pool[0], pool[1], options.strides[0] ? options.strides[0] : pool[0],
           options.strides[1] ? options.strides[1] : pool[1], options.padding};
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -248,9 +249,11 @@ void check_state_type(const OptimizerState& state, const char* expected) {
   if (state.type != expected)
     throw std::invalid_argument(
         fmt::format("{}: the optimizer state is {}'s", expected, state.type));
-  if (state.iterations < 0)
+  // The next step adds one.
+  if (state.iterations < 0 || state.iterations == std::numeric_limits<std::int64_t>::max())
     throw std::invalid_argument(
-        fmt::format("{}: the state's step count is {}, expected ≥ 0", expected, state.iterations));
+        fmt::format("{}: the state's step count is {}, expected ≥ 0 and < {}", expected,
+                    state.iterations, std::numeric_limits<std::int64_t>::max()));
 }
 
 // The slot's arrays, checked against the parameters: none (before a first step) or one per

@@ -150,16 +150,22 @@ OptimizerState optimizer_state(const TensorFile& file, const std::vector<NamedPa
     state.type = j.at("type").get<std::string>();
     for (const auto& [name, value] : j.at("settings").items())
       state.settings.emplace_back(name, number_from(value));
-    state.iterations = j.at("iterations").get<std::int64_t>();
+    state.iterations = integer_from<std::int64_t>(j.at("iterations"), "iterations");
+    std::set<std::string> names;
     for (const Json& slot : j.at("slots")) {
       const auto name = slot.get<std::string>();
+      // Each slot is a copy of the model's size: a name repeated would multiply it.
+      if (!names.insert(name).second)
+        fail(file, fmt::format("the optimizer's slot \"{}\" is listed twice", name));
       std::vector<std::vector<float>> buffers;
       for (const NamedParameter& p : params) {
         const std::string tensor = fmt::format("{}{}.{}", kOptimizerPrefix, name, p.name);
         const StoredTensor& t = file.at(tensor);
-        if (t.shape != dims_of(p.parameter->shape))
-          fail(file, fmt::format("tensor \"{}\" has shape {}, its parameter's is {}", tensor,
-                                 shape_text(t.shape), shape_text(dims_of(p.parameter->shape))));
+        if (t.dtype != Dtype::F32 || t.shape != dims_of(p.parameter->shape))
+          fail(file, fmt::format("tensor \"{}\" is {} of shape {}, expected F32 of its "
+                                 "parameter's shape {}",
+                                 tensor, to_string(t.dtype), shape_text(t.shape),
+                                 shape_text(dims_of(p.parameter->shape))));
         buffers.push_back(t.values<float>());
       }
       state.slots.emplace_back(name, std::move(buffers));
@@ -186,7 +192,7 @@ History history_from(const Json& epochs) {
   History history;
   for (const Json& e : epochs) {
     EpochLog log;
-    log.epoch = e.at("epoch").get<int>();
+    log.epoch = integer_from<int>(e.at("epoch"), "an epoch's number");
     log.seconds = number_from(e.at("seconds"));
     for (const Json& pair : e.at("logs")) {
       if (!pair.is_array() || pair.size() != 2)
@@ -202,15 +208,16 @@ TrainingProgress training_progress(const TensorFile& file) {
   const Json j = metadata_json(file, "training");
   TrainingProgress progress;
   try {
-    progress.epoch = j.at("epoch").get<int>();
-    if (progress.epoch < 0) throw std::invalid_argument(fmt::format("epoch {}", progress.epoch));
+    progress.epoch = integer_from<int>(j.at("epoch"), "epoch");
+    if (progress.epoch < 0)
+      throw std::invalid_argument(fmt::format("epoch is {}, expected ≥ 0", progress.epoch));
     progress.shuffle = j.at("shuffle").get<bool>();
     progress.generator = j.at("generator").get<std::string>();
     progress.history = history_from(j.at("history"));
     const StoredTensor& order = file.at(kOrderTensor);
-    if (order.shape.size() != 1)
-      fail(file, fmt::format("tensor \"{}\" has shape {}, expected one dimension", kOrderTensor,
-                             shape_text(order.shape)));
+    if (order.dtype != Dtype::I64 || order.shape.size() != 1)
+      fail(file, fmt::format("tensor \"{}\" is {} of shape {}, expected I64 of one dimension",
+                             kOrderTensor, to_string(order.dtype), shape_text(order.shape)));
     progress.order = order.values<std::int64_t>();
     if (progress.generator.empty() && progress.order.empty()) return progress;  // before fit
     EpochOrder(static_cast<std::int64_t>(progress.order.size()), progress.shuffle, 0)

@@ -229,6 +229,40 @@ TEST_CASE("build_architecture refuses bad JSON with the place, and never allocat
             ->parameter_count() == 9);
 }
 
+TEST_CASE("build_architecture: integers out of range and windows past any tensor are refused") {
+  // Found by fuzz_model: a float where an integer goes was cast (undefined behaviour out of range);
+  // a pooling window of 2^63 − 1 with padding "same" overflowed the padding's computation in the
+  // forward pass.
+  const auto build = [](const std::string& text) {
+    return nn::build_architecture(nn::Json::parse(text), nn::ParameterBudget(0), "f");
+  };
+  CHECK_THROWS_WITH_AS(build(R"({"class_name":"Reshape","config":{"target_shape":[1e300,1]}})"),
+                       "f: the architecture (Reshape): a dimension of target_shape is 1e+300, "
+                       "expected an integer in [-9223372036854775808, 9223372036854775807]",
+                       nn::DataError);
+  CHECK_THROWS_WITH_AS(build(R"({"class_name":"Reshape","config":{"target_shape":[2.0,1]}})"),
+                       doctest::Contains("target_shape is 2.0, expected an integer"),
+                       nn::DataError);
+  CHECK_THROWS_WITH_AS(build(R"({"class_name":"Dropout","config":{"rate":0.5,"seed":-1e300}})"),
+                       "f: the architecture (Dropout): seed is -1e+300, expected an integer in [0, "
+                       "18446744073709551615]",
+                       nn::DataError);
+  CHECK_THROWS_WITH_AS(build(R"({"class_name":"Dropout","config":{"rate":0.5,"seed":-1}})"),
+                       doctest::Contains("seed is -1, expected an integer in [0, "), nn::DataError);
+  CHECK(build(R"({"class_name":"Dropout","config":{"rate":0.5,"seed":18446744073709551615}})")
+            ->child_count() == 0);
+  CHECK_THROWS_WITH_AS(
+      build(R"({"class_name":"MaxPooling2D","config":{"pool_size":[9223372036854775807,1],)"
+            R"("strides":[1,1],"padding":"same"}})"),
+      doctest::Contains("MaxPooling2D: pool size 9223372036854775807×1 and strides 1×1: expected "
+                        "sizes in [1, 1152921504606846975]"),
+      nn::DataError);
+  const auto largest =
+      build(R"({"class_name":"AveragePooling2D","config":{"pool_size":[1152921504606846975,1],)"
+            R"("strides":[1,1],"padding":"same"}})");
+  CHECK(largest->describe() == "AveragePooling2D(1152921504606846975×1, strides 1×1, same)");
+}
+
 TEST_CASE("a checkpoint continues training exactly as if it had not stopped") {
   const nn::TensorData data = three_classes(200, 11);
   for (const bool adam : {true, false}) {
@@ -344,6 +378,88 @@ TEST_CASE("load_checkpoint refuses what does not fit, and then changes nothing")
   }
   MESSAGE("checkpoint corruption: " << refused << " refused, " << loaded << " loaded");
   CHECK(refused > 100);
+}
+
+namespace {
+// The file's metadata value under `key` as JSON, changed by `change`, then written back.
+template <class F>
+void change_metadata(nn::TensorFile& file, const std::string& key, F&& change) {
+  for (auto& [k, value] : file.metadata)
+    if (k == key) {
+      nn::Json j = nn::Json::parse(value);
+      change(j);
+      value = j.dump();
+    }
+}
+}  // namespace
+
+TEST_CASE("load_checkpoint: numbers out of range, wrong dtypes and repeated slots, each named") {
+  // Found by fuzz_checkpoint: floats where integers go were cast (undefined behaviour out of
+  // range), an epoch of 2^32 + 2 wrapped to 2, a step count of 2^63 − 1 overflowed at the next
+  // step, and an optimizer slot or the order of the wrong dtype threw a DataError without the
+  // file's name. A slot listed n times took n copies of the model's size.
+  testing::TempDir dir;
+  const nn::TensorData data = three_classes(40, 2);
+  nn::Model source = trainer(1, true);
+  source.fit(data, fit_options(1));
+  nn::save_checkpoint(source, dir / "good.safetensors");
+  const nn::TensorFile good = nn::read_safetensors(dir / "good.safetensors");
+  nn::Model target = trainer(2, true);
+  target.fit(data, fit_options(1));
+  const auto weights = parameter_bits(target.network());
+  const auto slots = target.optimizer().state().slots;
+  const auto iterations = target.optimizer().state().iterations;
+  const auto refused = [&](const nn::TensorFile& file, const std::string& message) {
+    const std::string path = dir / "bad.safetensors";
+    nn::write_safetensors(path, file);
+    CHECK_THROWS_WITH_AS(nn::load_checkpoint(target, path),
+                         doctest::Contains((path + ": " + message).c_str()), nn::DataError);
+    CHECK(parameter_bits(target.network()) == weights);
+    CHECK(target.optimizer().state().slots == slots);
+    CHECK(target.optimizer().state().iterations == iterations);
+    CHECK(target.progress().epoch == 1);
+  };
+  const auto with = [&](const std::string& key, auto&& change) {
+    nn::TensorFile file = good;
+    change_metadata(file, key, change);
+    return file;
+  };
+  refused(with("optimizer", [](nn::Json& j) { j["iterations"] = 1e300; }),
+          "the optimizer's state: iterations is 1e+300, expected an integer in "
+          "[-9223372036854775808, 9223372036854775807]");
+  refused(with("optimizer", [](nn::Json& j) { j["iterations"] = INT64_MAX; }),
+          "Adam: the state's step count is 9223372036854775807, expected ≥ 0 and < "
+          "9223372036854775807");
+  refused(with("optimizer",
+               [](nn::Json& j) {
+                 j["slots"] = {"m", "v", "m"};
+               }),
+          "the optimizer's slot \"m\" is listed twice");
+  refused(with("training", [](nn::Json& j) { j["epoch"] = 1e300; }),
+          "the training state: epoch is 1e+300, expected an integer in [-2147483648, 2147483647]");
+  refused(with("training", [](nn::Json& j) { j["epoch"] = 4294967298; }),
+          "the training state: epoch is 4294967298, expected an integer in");
+  refused(with("training", [](nn::Json& j) { j["epoch"] = -1; }),
+          "the training state: epoch is -1, expected ≥ 0");
+  refused(with("training", [](nn::Json& j) { j["history"][0]["epoch"] = 1.5; }),
+          "the training state: an epoch's number is 1.5, expected an integer in");
+  const auto retyped = [&](const std::string& name, nn::Dtype dtype) {
+    nn::TensorFile file = good;
+    for (nn::StoredTensor& t : file.tensors)
+      if (t.name == name) {
+        t.bytes.resize(std::size_t(t.element_count()) * nn::element_bytes(dtype));
+        t.dtype = dtype;
+      }
+    return file;
+  };
+  refused(retyped("optimizer.m.head.bias", nn::Dtype::I64),
+          "tensor \"optimizer.m.head.bias\" is I64 of shape (3), expected F32 of its parameter's "
+          "shape (3)");
+  refused(retyped("training.order", nn::Dtype::F32),
+          "tensor \"training.order\" is F32 of shape (32), expected I64 of one dimension");
+  // The good file still loads.
+  nn::load_checkpoint(target, dir / "good.safetensors");
+  CHECK(parameter_bits(target.network()) == parameter_bits(source.network()));
 }
 
 TEST_CASE(

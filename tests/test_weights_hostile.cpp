@@ -1,12 +1,17 @@
-// load_weights on the fuzz target's seeds (fuzz/corpus/fuzz_safetensors, written by
-// fuzz/make_corpus.py): the valid ones load, the malformed ones throw and change nothing.
+// The fuzz targets' seeds (fuzz/corpus/, written by fuzz/make_corpus.py): load_weights on
+// fuzz_safetensors', load_model on fuzz_model's, load_checkpoint on fuzz_checkpoint's. The valid
+// ones load (and are byte for byte what save_model and save_checkpoint write), the malformed ones
+// throw DataError naming the file and change nothing.
+#include <memory>
 #include <string>
 
 #include <doctest/doctest.h>
 
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
+#include "nn/model.hpp"
 #include "nn/serialize.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -49,5 +54,104 @@ TEST_CASE(
     CHECK_THROWS_WITH_AS(nn::load_weights(model, corpus + name),
                          doctest::Contains((corpus + name).c_str()), nn::DataError);
     CHECK(values_of(model) == before);
+  }
+}
+
+namespace {
+
+// fuzz_checkpoint's trainer: Dense(2, 3, relu) → Dropout(0.5, seed 3) → Dense(3, 2, softmax), Adam.
+nn::Model fuzz_trainer() {
+  nn::Sequential network;
+  network.add(nn::Dense(2, 3, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dropout(0.5, {.seed = 3}));
+  network.add(nn::Dense(3, 2, nn::Activation::Softmax, {.seed = 2}));
+  return nn::Model(std::move(network), nn::categorical_crossentropy,
+                   std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(0.01)));
+}
+
+// Everything of the trainer that a checkpoint holds, as one file's bytes.
+std::string checkpoint_of(nn::Model& model, const std::string& path) {
+  nn::save_checkpoint(model, path);
+  return testing::read_text(path);
+}
+
+}  // namespace
+
+TEST_CASE("load_model on the fuzz seeds: the valid ones load, the others throw naming the file") {
+  testing::TempDir dir;
+  const std::string corpus = AUTODIFF_SOURCE_DIR "/fuzz/corpus/fuzz_model/";
+  for (const char* name : {"mlp", "convnet"}) {
+    INFO(name);
+    const std::unique_ptr<nn::Module> model = nn::load_model(corpus + name);
+    nn::save_model(*model, dir / "again");
+    CHECK(testing::read_text(dir / "again") == testing::read_text(corpus + name));
+  }
+  // Strides of 2^62 are allowed (each image gives one output pixel).
+  CHECK(nn::load_model(corpus + "conv_strides_huge")->parameter_count() == 19);
+  for (const char* name : {"weights_only",          "dense_1e12_units",
+                           "dense_overflows",       "units_string",
+                           "units_float",           "units_1e300",
+                           "activation_number",     "layers_object",
+                           "unknown_class",         "architecture_not_json",
+                           "architecture_array",    "nested_70_modules",
+                           "nested_600_arrays",     "conv_huge_kernel",
+                           "conv_kernel_overflows", "pool_huge_same",
+                           "reshape_float",         "reshape_negative",
+                           "dropout_seed_float",    "dropout_rate_1",
+                           "batchnorm_epsilon_nan", "truncated"}) {
+    INFO(name);
+    CHECK_THROWS_WITH_AS(nn::load_model(corpus + name), doctest::Contains((corpus + name).c_str()),
+                         nn::DataError);
+  }
+}
+
+TEST_CASE(
+    "load_checkpoint on the fuzz seeds: the valid ones load, the others throw and change "
+    "nothing") {
+  testing::TempDir dir;
+  const std::string corpus = AUTODIFF_SOURCE_DIR "/fuzz/corpus/fuzz_checkpoint/";
+  for (const char* name : {"trained", "trained_no_order", "before_fit"}) {
+    INFO(name);
+    nn::Model model = fuzz_trainer();
+    nn::load_checkpoint(model, corpus + name);
+    CHECK(checkpoint_of(model, dir / "again") == testing::read_text(corpus + name));
+  }
+  {  // 150 logs in an epoch
+    nn::Model model = fuzz_trainer();
+    nn::load_checkpoint(model, corpus + "history_long");
+    CHECK(model.progress().history.epochs.at(0).values().size() == 150);
+  }
+  nn::Model model = fuzz_trainer();
+  nn::load_checkpoint(model, corpus + "trained");
+  const std::string before = checkpoint_of(model, dir / "before");
+  for (const char* name : {"model_file",
+                           "not_checkpoint",
+                           "sgd_state",
+                           "iterations_negative",
+                           "iterations_max",
+                           "iterations_1e300",
+                           "learning_rate_nan",
+                           "slots_repeated",
+                           "slot_missing",
+                           "slot_i64",
+                           "epoch_negative",
+                           "epoch_4294967298",
+                           "epoch_1e300",
+                           "history_epoch_1e300",
+                           "history_bad_pair",
+                           "history_not_array",
+                           "generator_garbage",
+                           "order_not_permutation",
+                           "order_without_generator",
+                           "order_f32",
+                           "counter_f32",
+                           "counter_missing",
+                           "training_nested",
+                           "truncated",
+                           "cut_header"}) {
+    INFO(name);
+    CHECK_THROWS_WITH_AS(nn::load_checkpoint(model, corpus + name),
+                         doctest::Contains((corpus + name).c_str()), nn::DataError);
+    CHECK(checkpoint_of(model, dir / "after") == before);
   }
 }
