@@ -4,7 +4,8 @@
 # executions, coverage and corpus size. Exits non-zero if any target found something: the input
 # is then in build-fuzz/artifacts/TARGET/ (reproduce with build-fuzz/fuzz/TARGET FILE).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
-# (targets: fuzz_idx_raw fuzz_idx_gz fuzz_safetensors; default all, one after the other)
+# (targets: fuzz_idx_raw fuzz_idx_gz fuzz_safetensors fuzz_model fuzz_checkpoint; default all, one
+# after the other)
 # Needs Debian's clang and libclang-rt-14-dev. The seed corpora in fuzz/corpus/ are read, never
 # written: what a run learns stays in build-fuzz/corpus/ and seeds the next run.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_idx_raw fuzz_idx_gz fuzz_safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_idx_raw fuzz_idx_gz fuzz_safetensors fuzz_model fuzz_checkpoint)
 dir=build-fuzz
 
 if ! command -v clang++ >/dev/null; then
