@@ -85,6 +85,34 @@ TEST_CASE("conv2d: a hand-computed case, and the definition for every padding an
   }
 }
 
+TEST_CASE("conv2d: patch rows of every length are copied whole (im2col's copy sizes)") {
+  Tape tape;
+  TapeScope scope(tape);
+  // "valid" windows take im2col's copies-only path: a kernel row of kw·c values is one copy, of a
+  // size compiled in below 16 floats (8 doubles), else 64-byte chunks and an overlapping last one.
+  for (const std::int64_t channels : {1, 2, 3, 5, 8, 10, 11, 16, 17})
+    for (const std::int64_t kernel_w : {1, 2, 3})
+      for (const std::int64_t stride : {1, 2}) {
+        const Shape xs{2, 5, 6, channels}, ws{2, kernel_w, channels, 3};
+        const T x = T::random_uniform(xs, -1, 1, 5), w = T::random_uniform(ws, -1, 1, 6);
+        const T y = conv2d(x, w, stride, stride);
+        const auto expected = direct_conv(x.to_vector(), xs, w.to_vector(), ws, {},
+                                          {2, kernel_w, stride, stride}, y.shape());
+        INFO("channels ", channels, " kernel_w ", kernel_w, " stride ", stride);
+        REQUIRE(y.size() == std::int64_t(expected.size()));
+        const std::vector<double> yd = y.to_vector();
+        for (std::size_t i = 0; i < expected.size(); ++i)
+          REQUIRE(yd[i] == doctest::Approx(expected[i]).epsilon(1e-13));
+        // float too: its chunks and small sizes differ from double's
+        const std::vector<double> xd = x.to_vector(), wd = w.to_vector();
+        const auto xf = Tensor<float>::from(std::vector<float>(xd.begin(), xd.end()), xs);
+        const auto wf = Tensor<float>::from(std::vector<float>(wd.begin(), wd.end()), ws);
+        const std::vector<float> yf = conv2d(xf, wf, stride, stride).to_vector();
+        for (std::size_t i = 0; i < expected.size(); ++i)
+          REQUIRE(double(yf[i]) == doctest::Approx(expected[i]).epsilon(1e-5));
+      }
+}
+
 TEST_CASE("conv2d: input, kernel and bias gradients against finite differences") {
   CHECK_TENSOR_GRADIENT([](auto t) { return conv2d(t[0], t[1], t[2]); },
                         {{2, 5, 4, 3}, {3, 2, 3, 2}, {2}});
@@ -143,6 +171,45 @@ TEST_CASE("pooling: hand-computed values, and gradients against finite differenc
     CHECK_THROWS_WITH_AS(global_avg_pool2d(T::zeros({2, 3})),
                          doctest::Contains("global_avg_pool2d: input of shape (2, 3)"),
                          std::invalid_argument);
+  }
+  {
+    // Ties (values of only 0, 1 and 2): each window's gradient goes to its first largest input in
+    // (kh, kw) order, for 2×2 windows (a compiled-in kernel) and for others.
+    Tape tape;
+    TapeScope scope(tape);
+    const Shape xs{2, 7, 6, 5};
+    std::vector<double> values(static_cast<std::size_t>(xs.size()));
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = double((i * 7 + i / 5) % 3);
+    for (const Window2D window :
+         {Window2D{2, 2, 2, 2}, Window2D{3, 2, 3, 2}, Window2D{2, 2, 1, 1}}) {
+      const T x = T::from(values, xs).requires_grad();
+      const T y = max_pool2d(x, window);
+      const T r = T::random_uniform(y.shape(), 1, 2, 7);
+      sum(y * r).backward();
+      std::vector<double> expected_y, expected_grad(values.size(), 0.0);
+      const std::int64_t out_h = y.shape()[1], out_w = y.shape()[2], c = xs[3];
+      for (std::int64_t n = 0; n < xs[0]; ++n)
+        for (std::int64_t oh = 0; oh < out_h; ++oh)
+          for (std::int64_t ow = 0; ow < out_w; ++ow)
+            for (std::int64_t k = 0; k < c; ++k) {
+              std::size_t best = 0;
+              for (std::int64_t kh = window.height - 1; kh >= 0;
+                   --kh)  // backwards: ≥ keeps the first
+                for (std::int64_t kw = window.width - 1; kw >= 0; --kw) {
+                  const auto at = std::size_t(((n * xs[1] + oh * window.stride_h + kh) * xs[2] +
+                                               ow * window.stride_w + kw) *
+                                                  c +
+                                              k);
+                  if (kh == window.height - 1 && kw == window.width - 1) best = at;
+                  if (values[at] >= values[best]) best = at;
+                }
+              expected_y.push_back(values[best]);
+              expected_grad[best] += r.to_vector()[expected_y.size() - 1];
+            }
+      INFO("window ", window.height, "x", window.width, " stride ", window.stride_h);
+      CHECK(y.to_vector() == expected_y);
+      CHECK(x.grad() == expected_grad);
+    }
   }
   CHECK_TENSOR_GRADIENT([](auto t) { return max_pool2d(t[0], {2, 2, 2, 2}); }, {{2, 5, 4, 3}});
   CHECK_TENSOR_GRADIENT(

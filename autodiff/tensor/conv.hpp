@@ -70,15 +70,40 @@ inline ColumnSpan real_columns(const Geometry2D& g, std::int64_t ow) {
           std::clamp<std::int64_t>(g.in_w - left, 0, g.kernel_w)};
 }
 
-/// count values from `from` to `to` (not overlapping): a loop the compiler vectorises, and for
-/// the shortest rows (a 3×3 kernel on one channel: 3 values) no call at all.
-template <class T>
-inline void copy_values(const T* __restrict from, T* __restrict to, std::int64_t count) {
-  if (count == 3) {  // spelled out: the library's memmove would cost more than the copy
-    to[0] = from[0], to[1] = from[1], to[2] = from[2];
+/// count values from `from` to `to` (not overlapping), inline: a patch row's pieces are short
+/// (a 3×3 kernel: 3·c values), and a call to the library's memcpy (which GCC makes of a plain
+/// copy loop) costs more than they do. Whole 64-byte chunks, then one last chunk that may overlap
+/// the one before (the same values twice); under one chunk, two halving sizes the same way. With
+/// a count known at compile time (im2col's small rows), the branches fold away.
+template <class T, class Count>
+inline void copy_values(const T* __restrict from, T* __restrict to, Count count) {
+  const auto copy_bytes = [&](std::int64_t at, std::size_t bytes) {
+    std::memcpy(to + at, from + at, bytes);  // a fixed size: one or two vector moves
+  };
+  constexpr std::int64_t kChunk = 64 / sizeof(T);
+  if (count >= kChunk) {
+    for (std::int64_t i = 0; i + kChunk <= count; i += kChunk) copy_bytes(i, 64);
+    if (count % kChunk != 0) copy_bytes(count - kChunk, 64);
     return;
   }
-  for (std::int64_t i = 0; i < count; ++i) to[i] = from[i];
+  for (std::int64_t size = kChunk / 2; size >= 1; size /= 2)
+    if (count >= size) {
+      copy_bytes(0, size * sizeof(T));
+      copy_bytes(count - size, size * sizeof(T));
+      return;
+    }
+}
+
+/// f(std::integral_constant<std::int64_t, value>{}) when value ≤ kMax, else f(value): a loop
+/// written once, compiled for small constant sizes too.
+template <std::int64_t kMax, class F>
+inline void with_constant(std::int64_t value, F&& f) {
+  if constexpr (kMax == 0)
+    f(value);
+  else if (value == kMax)
+    f(std::integral_constant<std::int64_t, kMax>{});
+  else
+    with_constant<kMax - 1>(value, f);
 }
 
 /// Patch rows of images [first, last) of x (NHWC) into p: one row of kh·kw·c values per output
@@ -87,6 +112,23 @@ inline void copy_values(const T* __restrict from, T* __restrict to, std::int64_t
 template <class T>
 void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t last, T* p) {
   const std::int64_t c = g.channels, kernel_row = g.kernel_w * c, row = g.kernel_h * kernel_row;
+  const bool inside = g.pad_top == 0 && g.pad_left == 0 &&
+                      (g.out_h - 1) * g.stride_h + g.kernel_h <= g.in_h &&
+                      (g.out_w - 1) * g.stride_w + g.kernel_w <= g.in_w;
+  if (inside) {  // every window on real pixels ("valid" padding): copies only
+    with_constant<64 / sizeof(T) - 1>(kernel_row, [&](auto count) {
+      for (std::int64_t n = first; n < last; ++n) {
+        const T* image = x + n * g.in_pixels() * c;
+        for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+          for (std::int64_t ow = 0; ow < g.out_w; ++ow, p += row) {
+            const T* in = image + (oh * g.stride_h * g.in_w + ow * g.stride_w) * c;
+            for (std::int64_t kh = 0; kh < g.kernel_h; ++kh)
+              copy_values(in + kh * g.in_w * c, p + kh * count, count);
+          }
+      }
+    });
+    return;
+  }
   for (std::int64_t n = first; n < last; ++n) {
     const T* image = x + n * g.in_pixels() * c;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh)
@@ -101,10 +143,6 @@ void im2col(const Geometry2D& g, const T* x, std::int64_t first, std::int64_t la
             continue;
           }
           const T* in = image + (ih * g.in_w + left) * c;
-          if (begin == 0 && end == g.kernel_w) {  // inside the image: the usual case
-            copy_values(in, out, kernel_row);
-            continue;
-          }
           std::fill_n(out, begin * c, T(0));
           copy_values(in + begin * c, out + begin * c, (end - begin) * c);
           std::fill_n(out + end * c, (g.kernel_w - end) * c, T(0));
@@ -378,6 +416,22 @@ struct Conv2D {
         d_b[f] += v;
       }
     }
+  }
+  /// Calls f(finish), where finish(v, k) is the output value of filter k whose product sum is v:
+  /// the ReLU of v + bias[k] (as finish_rows makes it), for kernels that finish values as they
+  /// read them. Its shape is fixed at compile time: without bias or ReLU it does nothing.
+  template <class T, class F>
+  void with_finish(const T* bias, F&& f) const {
+    const auto with_relu = [&](auto add_bias) {
+      if (relu)
+        f([add_bias](T v, std::int64_t k) { return std::max(add_bias(v, k), T(0)); });
+      else
+        f(add_bias);
+    };
+    if (bias)
+      with_relu([bias](T v, std::int64_t k) { return v + bias[k]; });
+    else
+      with_relu([](T v, std::int64_t) { return v; });
   }
   template <class T>
   void finish_rows(T* __restrict out, std::int64_t rows, std::int64_t filters,

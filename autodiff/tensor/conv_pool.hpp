@@ -46,6 +46,7 @@ struct Conv2DMaxPool2D {
     std::int32_t* where = ctx.recording() ? ctx.template scratch<std::int32_t>(y.size()) : nullptr;
     argmax = where;
     const std::int64_t pooled_per_image = p.out_pixels() * filters;
+    const bool tiled_2x2 = MaxPool2D::tiles_2x2(pool);
     parallel_parts(g.batch, [&](int part, std::int64_t first, std::int64_t last) {
       T* patches = scratch + part * per_slot;
       T* conv_out = patches + block * pixels * row;
@@ -53,6 +54,19 @@ struct Conv2DMaxPool2D {
         const std::int64_t end = std::min(last, n + block), rows = (end - n) * pixels;
         detail::im2col(g, x.data, n, end, patches);
         detail::gemm(false, false, rows, filters, row, patches, w.data, false, conv_out);
+        if (tiled_2x2) {  // bias and ReLU applied as the pooling reads each value: one pass
+          conv.with_finish(bias, [&](auto finish) {
+            for (std::int64_t i = n; i < end; ++i) {
+              const T* image = conv_out + (i - n) * pixels * filters;
+              const std::int64_t o = i * pooled_per_image;
+              if (where)
+                MaxPool2D::pool_tiled<2, 2, true>(p, image, y.data + o, where + o, finish);
+              else
+                MaxPool2D::pool_tiled<2, 2, false>(p, image, y.data + o, nullptr, finish);
+            }
+          });
+          continue;
+        }
         conv.finish_rows(conv_out, rows, filters, bias);
         for (std::int64_t i = n; i < end; ++i) {
           const T* image = conv_out + (i - n) * pixels * filters;
@@ -76,8 +90,7 @@ struct Conv2DMaxPool2D {
     const Pooled p = pooled(ctx);
     conv.backward_blocks(ctx, [&](std::int64_t n, std::int64_t end, T* d_out, T* d_b) {
       for (std::int64_t i = n; i < end; ++i)
-        conv_output_grad(p, i, y.data, gy.data, d_out + (i - n) * p.per_image);
-      add_column_sums(d_out, (end - n) * p.per_image, p.filters, d_b);
+        conv_output_grad(p, i, y.data, gy.data, d_out + (i - n) * p.per_image, d_b);
     });
   }
 
@@ -106,10 +119,9 @@ struct Conv2DMaxPool2D {
     conv.backward_jvp_blocks(
         ctx, [&](std::int64_t n, std::int64_t end, T* g_out, T* d_g_out, T* d_b) {
           for (std::int64_t i = n; i < end; ++i) {
-            conv_output_grad(p, i, y.data, gy.data, g_out + (i - n) * p.per_image);
-            conv_output_grad(p, i, y.data, d_gy.data, d_g_out + (i - n) * p.per_image);
+            conv_output_grad<T>(p, i, y.data, gy.data, g_out + (i - n) * p.per_image, nullptr);
+            conv_output_grad(p, i, y.data, d_gy.data, d_g_out + (i - n) * p.per_image, d_b);
           }
-          add_column_sums(d_g_out, (end - n) * p.per_image, p.filters, d_b);
         });
   }
 
@@ -130,20 +142,22 @@ struct Conv2DMaxPool2D {
 
   // Image i's convolution output gradient, as max pooling's backward and then the ReLU's mask
   // would leave it: each pooled gradient g at its maximum's place (added, where windows overlap),
-  // kept where the maximum, the pooled output y, is positive.
+  // kept where the maximum, the pooled output y, is positive. With sums, its column sums are
+  // added there (the bias gradient), in the image's order.
   template <class T>
   void conv_output_grad(const Pooled& p, std::int64_t i, const T* __restrict y,
-                        const T* __restrict g, T* __restrict image) const {
+                        const T* __restrict g, T* __restrict image, T* __restrict sums) const {
     const std::int64_t o = i * p.pooled_per_image;
     const std::int32_t* __restrict at = argmax + o;
     if (p.tiled && conv.relu) {  // each pixel written once, in order: no zeroing pass
-      MaxPool2D::write_tiled<T, true>(p.pool, g + o, at, image, y + o);
+      MaxPool2D::write_tiled<T, true>(p.pool, g + o, at, image, y + o, sums);
     } else if (p.tiled) {
-      MaxPool2D::write_tiled(p.pool, g + o, at, image);
+      MaxPool2D::write_tiled<T>(p.pool, g + o, at, image, nullptr, sums);
     } else {
       std::fill_n(image, p.per_image, T(0));
       for (std::int64_t k = 0; k < p.pooled_per_image; ++k)
         image[at[k]] += !conv.relu || y[o + k] > T(0) ? g[o + k] : T(0);
+      if (sums) add_column_sums(image, p.per_image, p.filters, sums);
     }
   }
   // The pooling window on the convolution's output, (batch, out_h, out_w, filters).

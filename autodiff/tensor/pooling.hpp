@@ -37,9 +37,19 @@ struct MaxPool2D {
     std::int32_t* where = ctx.recording() ? ctx.template scratch<std::int32_t>(y.size()) : nullptr;
     argmax = where;
     const std::int64_t c = g.channels;
+    const bool tiled_2x2 = tiles_2x2(window);
     parallel_for(g.batch, [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t n = first; n < last; ++n) {
         const T* image = x.data + n * g.in_pixels() * c;
+        if (tiled_2x2) {
+          const std::int64_t o = n * g.out_pixels() * c;
+          const auto same = [](T v, std::int64_t) { return v; };
+          if (where)
+            pool_tiled<2, 2, true>(g, image, y.data + o, where + o, same);
+          else
+            pool_tiled<2, 2, false>(g, image, y.data + o, nullptr, same);
+          continue;
+        }
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
           for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
             const std::int64_t o = ((n * g.out_h + oh) * g.out_w + ow) * c;
@@ -95,30 +105,48 @@ struct MaxPool2D {
 
   /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
   /// its other inputs and at the pixels no window covers (the last rows and columns). With
-  /// kReluMask, g only where the window's maximum y is positive (a ReLU before the pooling).
+  /// kReluMask, g only where the window's maximum y is positive (a ReLU before the pooling). With
+  /// sums, each value is also added to its channel's sum, in the image's order (a bias gradient).
   template <class T, bool kReluMask = false>
   static void write_tiled(const detail::Geometry2D& g, const T* __restrict gy,
                           const std::int32_t* __restrict at, T* __restrict image,
-                          const T* __restrict y = nullptr) {
+                          const T* __restrict y = nullptr, T* __restrict sums = nullptr) {
+    if (sums)
+      write_tiled_rows<T, kReluMask, true>(g, gy, at, image, y, sums);
+    else
+      write_tiled_rows<T, kReluMask, false>(g, gy, at, image, y, nullptr);
+  }
+
+  /// Whether the windows tile the image and are 2×2 (Keras's default): pool_tiled's case.
+  static bool tiles_2x2(const Window2D& w) { return tiles(w) && w.height == 2 && w.width == 2; }
+
+  /// All the windows of one image, when they tile it and are kH×kW, known at compile time: each
+  /// output's maximum is found in registers, channel by channel, in one pass over the image, by
+  /// the same comparisons in the same order as pool_window. finish(v, k) maps each input value of
+  /// channel k first (a convolution's bias and ReLU, when the pooling is fused with it).
+  template <std::int64_t kH, std::int64_t kW, bool kWhere, class T, class Finish>
+  static void pool_tiled(const detail::Geometry2D& g, const T* __restrict image, T* __restrict out,
+                         std::int32_t* __restrict at, Finish finish) {
     const std::int64_t c = g.channels;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh)
-      for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-        const std::int64_t ih = oh * g.stride_h + kh;
-        for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-          const std::int64_t o = (oh * g.out_w + ow) * c;
-          for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-            const std::int64_t pixel = (ih * g.in_w + ow * g.stride_w + kw) * c;
-            for (std::int64_t k = 0; k < c; ++k) {
-              bool kept = at[o + k] == std::int32_t(pixel + k);
-              if constexpr (kReluMask) kept = kept && y[o + k] > T(0);
-              image[pixel + k] = kept ? gy[o + k] : T(0);
-            }
+      for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+        const std::int64_t o = (oh * g.out_w + ow) * c;
+        const std::int64_t corner = (oh * kH * g.in_w + ow * kW) * c;
+        const T* __restrict window = image + corner;
+        for (std::int64_t k = 0; k < c; ++k) {
+          T best = finish(window[k], k);
+          std::int32_t where = 0;  // the pixel within the window, (kh·in_w + kw)·c
+          for (std::int64_t j = 1; j < kH * kW; ++j) {  // (kh, kw) in order, after (0, 0)
+            const std::int64_t pixel = (j / kW * g.in_w + j % kW) * c;
+            const T v = finish(window[pixel + k], k);
+            const bool larger = v > best;
+            best = larger ? v : best;
+            where = larger ? static_cast<std::int32_t>(pixel) : where;
           }
+          out[o + k] = best;
+          if constexpr (kWhere) at[o + k] = static_cast<std::int32_t>(corner + k) + where;
         }
-        const std::int64_t covered = g.out_w * g.stride_w;  // then the columns left over
-        std::fill(image + (ih * g.in_w + covered) * c, image + (ih + 1) * g.in_w * c, T(0));
       }
-    std::fill(image + g.out_h * g.stride_h * g.in_w * c, image + g.in_pixels() * c, T(0));
   }
 
   /// out[k] = the largest x over output (oh, ow)'s window of real pixels, channel k; and when
@@ -151,6 +179,43 @@ struct MaxPool2D {
         }
       }
     }
+  }
+
+ private:
+  // write_tiled's rows: a window row's kw values of channel k from one reading of its maximum's
+  // place, g and y (the window's width compiled in when it is small, as Keras's 2).
+  template <class T, bool kReluMask, bool kSums>
+  static void write_tiled_rows(const detail::Geometry2D& g, const T* __restrict gy,
+                               const std::int32_t* __restrict at, T* __restrict image,
+                               const T* __restrict y, T* __restrict sums) {
+    const std::int64_t c = g.channels;
+    const auto c32 = static_cast<std::int32_t>(c);  // images hold < 2³¹ values (output_shape)
+    detail::with_constant<4>(g.kernel_w, [&](auto kernel_w) {
+      for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+        for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+          const std::int64_t ih = oh * g.stride_h + kh;
+          for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+            const std::int64_t o = (oh * g.out_w + ow) * c;
+            const std::int64_t row_start = (ih * g.in_w + ow * g.stride_w) * c;
+            T* __restrict pixels = image + row_start;
+            const auto start = static_cast<std::int32_t>(row_start);  // int32: 8 lanes, not 4
+            for (std::int32_t k = 0; k < c32; ++k) {
+              // the maximum's place relative to this window row's first pixel, channel k
+              const std::int32_t place = at[o + k] - start - k;
+              bool positive = true;
+              if constexpr (kReluMask) positive = y[o + k] > T(0);
+              for (std::int32_t kw = 0; kw < kernel_w; ++kw) {
+                const T value = positive && place == kw * c32 ? gy[o + k] : T(0);
+                pixels[kw * c + k] = value;
+                if constexpr (kSums) sums[k] += value;
+              }
+            }
+          }
+          const std::int64_t covered = g.out_w * g.stride_w;  // then the columns left over
+          std::fill(image + (ih * g.in_w + covered) * c, image + (ih + 1) * g.in_w * c, T(0));
+        }
+    });
+    std::fill(image + g.out_h * g.stride_h * g.in_w * c, image + g.in_pixels() * c, T(0));
   }
 };
 
