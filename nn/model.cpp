@@ -289,8 +289,10 @@ void Model::resume_progress(EpochOrder& epoch_order, std::int64_t rows, const Fi
     std::erase_if(progress_.history.epochs, [&](const EpochLog& e) { return e.epoch > start; });
     return;
   }
-  // No saved state for this epoch: the order of the uninterrupted run, replayed from the seed.
-  for (int epoch = 1; epoch <= start; ++epoch) epoch_order.next_epoch();
+  // No saved state for this epoch: the order of the uninterrupted run, replayed from the seed
+  // (when an epoch is left to train: a file's epoch of 2³¹ − 1 is not replayed for nothing).
+  if (start < options.epochs)
+    for (int done = 0; done < start; ++done) epoch_order.next_epoch();
   progress_ = TrainingProgress{};
   progress_.epoch = start;
   progress_.shuffle = options.shuffle;
@@ -330,8 +332,9 @@ History Model::fit_here(const BatchSource& data, const FitOptions& options) {
   stop_reason_.clear();
   parameters_ = network_->parameters();  // layers may have been added since construction
   for (Callback* c : options.callbacks) c->on_train_begin(*this);
-  for (int epoch = options.initial_epoch + 1; epoch <= options.epochs && stop_reason_.empty();
-       ++epoch) {
+  // Counted by the epochs done, which stay below epochs: no int overflow at epochs = 2³¹ − 1.
+  for (int done = options.initial_epoch; done < options.epochs && stop_reason_.empty(); ++done) {
+    const int epoch = done + 1;
     for (Callback* c : options.callbacks) c->on_epoch_begin(*this, epoch);
     if (options.verbose > 0) fmt::print(out, "Epoch {}/{}\n", epoch, options.epochs);
     network_->train();

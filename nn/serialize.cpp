@@ -194,6 +194,12 @@ History history_from(const Json& epochs) {
     EpochLog log;
     log.epoch = integer_from<int>(e.at("epoch"), "an epoch's number");
     log.seconds = number_from(e.at("seconds"));
+    // A loss and its metrics, training and validation: a few. Logs::set looks each name up in
+    // those before it, so a file's million logs would take O(n²) to load.
+    constexpr std::size_t kMaxLogs = 1024;
+    if (e.at("logs").size() > kMaxLogs)
+      throw std::invalid_argument(fmt::format("epoch {} has {} logs, expected at most {}",
+                                              log.epoch, e.at("logs").size(), kMaxLogs));
     for (const Json& pair : e.at("logs")) {
       if (!pair.is_array() || pair.size() != 2)
         throw std::invalid_argument(fmt::format("{} is not a [name, value] pair", pair.dump()));

@@ -205,6 +205,11 @@ TEST_CASE("fit and evaluate: every option is range-checked and named, before any
     CHECK_THROWS_WITH_AS(model.fit(data, c.options), c.message, std::invalid_argument);
   }
   CHECK(model.network().parameters()[0]->value == initial);  // nothing trained
+  // The last epoch an int counts: nothing left to train, no replay of 2³¹ − 1 shuffles, and no
+  // counter past INT_MAX (the loops once were `epoch <= epochs; ++epoch`).
+  constexpr int kLast = std::numeric_limits<int>::max();
+  CHECK(model.fit(data, {.epochs = kLast, .initial_epoch = kLast, .verbose = 0}).epochs.empty());
+  CHECK(model.network().parameters()[0]->value == initial);
 
   // bad inputs: 5
   CHECK_THROWS_WITH_AS(model.fit(nn::Dataset(), {.verbose = 0}),

@@ -443,6 +443,12 @@ TEST_CASE("load_checkpoint: numbers out of range, wrong dtypes and repeated slot
           "the training state: epoch is -1, expected ≥ 0");
   refused(with("training", [](nn::Json& j) { j["history"][0]["epoch"] = 1.5; }),
           "the training state: an epoch's number is 1.5, expected an integer in");
+  refused(with("training",
+               [](nn::Json& j) {
+                 for (int k = 0; k < 1025; ++k)  // after its 4: loss, accuracy and val_'s
+                   j["history"][0]["logs"].push_back({fmt::format("m{}", k), k});
+               }),
+          "the training state: epoch 1 has 1029 logs, expected at most 1024");
   const auto retyped = [&](const std::string& name, nn::Dtype dtype) {
     nn::TensorFile file = good;
     for (nn::StoredTensor& t : file.tensors)

@@ -61,13 +61,20 @@ struct Geometry2D {
 Geometry2D plan_window(const Shape& x, const Window2D& window, const char* op);
 
 /// The kernel columns [begin, end) of output column ow that fall on real input pixels.
-struct ColumnSpan {
+struct KernelSpan {
   std::int64_t begin, end;
 };
-inline ColumnSpan real_columns(const Geometry2D& g, std::int64_t ow) {
+inline KernelSpan real_columns(const Geometry2D& g, std::int64_t ow) {
   const std::int64_t left = ow * g.stride_w - g.pad_left;  // input column of kernel column 0
   return {std::clamp<std::int64_t>(-left, 0, g.kernel_w),
           std::clamp<std::int64_t>(g.in_w - left, 0, g.kernel_w)};
+}
+
+/// The kernel rows [begin, end) of output row oh that fall on real input rows.
+inline KernelSpan real_rows(const Geometry2D& g, std::int64_t oh) {
+  const std::int64_t top = oh * g.stride_h - g.pad_top;  // input row of kernel row 0
+  return {std::clamp<std::int64_t>(-top, 0, g.kernel_h),
+          std::clamp<std::int64_t>(g.in_h - top, 0, g.kernel_h)};
 }
 
 /// count values from `from` to `to` (not overlapping), inline: a patch row's pieces are short

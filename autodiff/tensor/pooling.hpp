@@ -157,12 +157,13 @@ struct MaxPool2D {
                           std::int32_t* __restrict at) {
     const std::int64_t c = g.channels;
     bool first = true;
-    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+    // Only the window's real pixels are visited: a huge "same" window costs what the image does.
+    const auto [top, bottom] = detail::real_rows(g, oh);
+    const auto [left, right] = detail::real_columns(g, ow);
+    for (std::int64_t kh = top; kh < bottom; ++kh) {
       const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
-      if (ih < 0 || ih >= g.in_h) continue;
-      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+      for (std::int64_t kw = left; kw < right; ++kw) {
         const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
-        if (iw < 0 || iw >= g.in_w) continue;
         const std::int64_t pixel = (ih * g.in_w + iw) * c;
         const T* in = image + pixel;
         if (first) {  // every window holds at least one real pixel
@@ -273,12 +274,12 @@ struct AvgPool2D {
   static std::int64_t for_each_input(const detail::Geometry2D& g, std::int64_t n, std::int64_t oh,
                                      std::int64_t ow, F&& f) {
     std::int64_t count = 0;
-    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+    const auto [top, bottom] = detail::real_rows(g, oh);  // the real pixels only, as pool_window
+    const auto [left, right] = detail::real_columns(g, ow);
+    for (std::int64_t kh = top; kh < bottom; ++kh) {
       const std::int64_t ih = oh * g.stride_h - g.pad_top + kh;
-      if (ih < 0 || ih >= g.in_h) continue;
-      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+      for (std::int64_t kw = left; kw < right; ++kw) {
         const std::int64_t iw = ow * g.stride_w - g.pad_left + kw;
-        if (iw < 0 || iw >= g.in_w) continue;
         f((n * g.in_h + ih) * g.in_w + iw);
         ++count;
       }
