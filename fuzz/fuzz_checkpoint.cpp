@@ -21,8 +21,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "checkpoint_trainer.hpp"
 #include "fuzz_file.hpp"
-#include "nn/data.hpp"  // DataError
 #include "nn/model.hpp"
 #include "nn/serialize.hpp"
 
@@ -100,18 +100,9 @@ nn::FitOptions epochs(int initial_epoch, int epochs) {
 
 struct Fixture {
   nn::TensorData data = rows();
-  nn::Model model = make_model();
+  nn::Model model = fuzz::checkpoint_trainer();
   std::string good;   // the checkpoint of the state below, as save_checkpoint wrote it
   std::string state;  // state_of(model) when it was saved
-
-  static nn::Model make_model() {
-    nn::Sequential network;
-    network.add(nn::Dense(2, 3, nn::Activation::Relu, {.seed = 1}));
-    network.add(nn::Dropout(0.5, {.seed = 3}));
-    network.add(nn::Dense(3, 2, nn::Activation::Softmax, {.seed = 2}));
-    return nn::Model(std::move(network), nn::categorical_crossentropy,
-                     std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(0.01)));
-  }
 
   Fixture() {
     model.fit(data, epochs(0, 2));
@@ -132,33 +123,24 @@ struct Fixture {
   }
 };
 
-bool in_section(std::string_view section, const std::vector<float>& values) {
-  return section.find(std::string_view(reinterpret_cast<const char*>(values.data()),
-                                       values.size() * sizeof(float))) != std::string_view::npos;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static Fixture fixture;
   const std::string& path = fuzz::temp_path();
   fuzz::write_file(path, data, size);
-  try {
-    nn::load_checkpoint(fixture.model, path);
-  } catch (const nn::DataError& e) {
-    if (std::string_view(e.what()).find(path) == std::string_view::npos)
-      fuzz::finding("a DataError that does not name the file");
+  if (!fuzz::loads(path, [&] { nn::load_checkpoint(fixture.model, path); })) {
     if (state_of(fixture.model) != fixture.state)
       fuzz::finding("a failed load changed the model, the optimizer or the progress");
     return 0;
   }
   const std::string_view section = fuzz::data_section(data, size);
   for (const nn::Parameter* p : fixture.model.network().parameters())
-    if (!in_section(section, p->value))
+    if (!fuzz::in_section(section, p->value))
       fuzz::finding("a loaded parameter's values are not a range of the data section");
   for (const auto& [slot, buffers] : fixture.model.optimizer().state().slots)
     for (const std::vector<float>& buffer : buffers)
-      if (!in_section(section, buffer))
+      if (!fuzz::in_section(section, buffer))
         fuzz::finding("a loaded optimizer slot's values are not a range of the data section");
   const int epoch = fixture.model.progress().epoch;
   if (epoch < 0) fuzz::finding("a loaded checkpoint's epoch is negative");

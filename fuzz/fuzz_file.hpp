@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "nn/data.hpp"  // DataError
 
 namespace fuzz {
 
@@ -50,6 +53,26 @@ inline std::string_view data_section(const std::uint8_t* data, std::size_t size)
   if (size >= 8) std::memcpy(&header_bytes, data, 8);
   if (size < 8 || header_bytes > size - 8) finding("loaded a file without a data section");
   return {reinterpret_cast<const char*>(data) + 8 + header_bytes, size - 8 - header_bytes};
+}
+
+// Whether values, as bytes, are one range of a loaded file's data section.
+inline bool in_section(std::string_view section, const std::vector<float>& values) {
+  return section.find(std::string_view(reinterpret_cast<const char*>(values.data()),
+                                       values.size() * sizeof(float))) != std::string_view::npos;
+}
+
+// Runs load(), a loader reading the file at path: true if it loaded, false if it threw a
+// DataError, which must name the file. Anything else it throws is a finding (libFuzzer's).
+template <class Load>
+bool loads(const std::string& path, Load&& load) {
+  try {
+    load();
+    return true;
+  } catch (const nn::DataError& e) {
+    if (std::string_view(e.what()).find(path) == std::string_view::npos)
+      finding("a DataError that does not name the file");
+    return false;
+  }
 }
 
 }  // namespace fuzz

@@ -20,7 +20,6 @@
 #include "fuzz_file.hpp"
 #include "nn/architecture.hpp"
 #include "nn/conv_layers.hpp"
-#include "nn/data.hpp"  // DataError
 #include "nn/layers.hpp"
 #include "nn/model.hpp"
 #include "nn/serialize.hpp"
@@ -105,20 +104,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string& path = fuzz::temp_path();
   fuzz::write_file(path, data, size);
   std::unique_ptr<nn::Module> model;
-  try {
-    model = nn::load_model(path);
-  } catch (const nn::DataError& e) {
-    if (std::string_view(e.what()).find(path) == std::string_view::npos)
-      fuzz::finding("a DataError that does not name the file");
-    return 0;
-  }
+  if (!fuzz::loads(path, [&] { model = nn::load_model(path); })) return 0;
   const std::string_view section = fuzz::data_section(data, size);
   std::int64_t values = 0;
   for (const nn::NamedParameter& p : model->named_state()) {
     values += static_cast<std::int64_t>(p.parameter->value.size());
-    const std::string_view bytes(reinterpret_cast<const char*>(p.parameter->value.data()),
-                                 p.parameter->value.size() * sizeof(float));
-    if (section.find(bytes) == std::string_view::npos)
+    if (!fuzz::in_section(section, p.parameter->value))
       fuzz::finding("a loaded parameter's values are not a range of the data section");
   }
   if (values > static_cast<std::int64_t>(section.size() / sizeof(float)))

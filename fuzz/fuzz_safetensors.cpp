@@ -62,27 +62,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const nn::DataError&) {
   }
   fixture.reset();
-  try {
-    nn::load_weights(fixture.model, path);
-  } catch (const nn::DataError& e) {
-    if (std::string_view(e.what()).find(path) == std::string_view::npos)
-      fuzz::finding("a DataError that does not name the file");
+  if (!fuzz::loads(path, [&] { nn::load_weights(fixture.model, path); })) {
     if (!fixture.unchanged()) fuzz::finding("a failed load changed the model");
     return 0;
   }
   // Loaded: each parameter's values are one range of the data section (which may hold more: a
-  // checkpoint's optimizer and training tensors). Little-endian, as here.
-  std::uint64_t header_bytes = 0;
-  if (size >= 8) std::memcpy(&header_bytes, data, 8);
-  if (size < 8 || header_bytes > size - 8 || size - 8 - header_bytes < 4 * kParameters)
+  // checkpoint's optimizer and training tensors).
+  const std::string_view section = fuzz::data_section(data, size);
+  if (section.size() < 4 * kParameters)
     fuzz::finding("loaded a file whose data section cannot hold the model's 17 floats");
-  const std::string_view section(reinterpret_cast<const char*>(data) + 8 + header_bytes,
-                                 size - 8 - header_bytes);
-  for (const nn::Parameter* p : fixture.parameters) {
-    const std::string_view values(reinterpret_cast<const char*>(p->value.data()),
-                                  p->value.size() * sizeof(float));
-    if (section.find(values) == std::string_view::npos)
+  for (const nn::Parameter* p : fixture.parameters)
+    if (!fuzz::in_section(section, p->value))
       fuzz::finding("a loaded parameter's values are not a range of the data section");
-  }
   return 0;
 }

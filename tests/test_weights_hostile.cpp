@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include "fuzz/checkpoint_trainer.hpp"
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
 #include "nn/model.hpp"
@@ -59,16 +60,6 @@ TEST_CASE(
 
 namespace {
 
-// fuzz_checkpoint's trainer: Dense(2, 3, relu) → Dropout(0.5, seed 3) → Dense(3, 2, softmax), Adam.
-nn::Model fuzz_trainer() {
-  nn::Sequential network;
-  network.add(nn::Dense(2, 3, nn::Activation::Relu, {.seed = 1}));
-  network.add(nn::Dropout(0.5, {.seed = 3}));
-  network.add(nn::Dense(3, 2, nn::Activation::Softmax, {.seed = 2}));
-  return nn::Model(std::move(network), nn::categorical_crossentropy,
-                   std::make_unique<nn::Adam>(nn::AdamOptions().learning_rate(0.01)));
-}
-
 // Everything of the trainer that a checkpoint holds, as one file's bytes.
 std::string checkpoint_of(nn::Model& model, const std::string& path) {
   nn::save_checkpoint(model, path);
@@ -112,16 +103,16 @@ TEST_CASE(
   const std::string corpus = AUTODIFF_SOURCE_DIR "/fuzz/corpus/fuzz_checkpoint/";
   for (const char* name : {"trained", "trained_no_order", "before_fit"}) {
     INFO(name);
-    nn::Model model = fuzz_trainer();
+    nn::Model model = fuzz::checkpoint_trainer();
     nn::load_checkpoint(model, corpus + name);
     CHECK(checkpoint_of(model, dir / "again") == testing::read_text(corpus + name));
   }
   {  // 150 logs in an epoch
-    nn::Model model = fuzz_trainer();
+    nn::Model model = fuzz::checkpoint_trainer();
     nn::load_checkpoint(model, corpus + "history_long");
     CHECK(model.progress().history.epochs.at(0).values().size() == 150);
   }
-  nn::Model model = fuzz_trainer();
+  nn::Model model = fuzz::checkpoint_trainer();
   nn::load_checkpoint(model, corpus + "trained");
   const std::string before = checkpoint_of(model, dir / "before");
   for (const char* name : {"model_file",
