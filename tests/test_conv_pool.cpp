@@ -60,6 +60,10 @@ const std::vector<Case> kCases = {
     {{2, 9, 8, 2}, {2, 3, 2, 3}, {1, 1, Padding::Valid, false}, {3, 2, 3, 2}, true},
     // "same" pooling (windows partly over the padding), ReLU.
     {{2, 7, 6, 2}, {2, 2, 2, 3}, {1, 1, Padding::Valid, true}, {2, 3, 2, 2, Padding::Same}, true},
+    // Tiling 2×2 windows (the compiled-in pooling) with each other finish: no ReLU, no bias, both.
+    {{2, 8, 9, 2}, {3, 3, 2, 5}, {1, 1, Padding::Valid, false}, {2, 2, 2, 2}, true},
+    {{2, 8, 9, 2}, {3, 3, 2, 5}, {1, 1, Padding::Valid, true}, {2, 2, 2, 2}, false},
+    {{2, 8, 9, 2}, {3, 3, 2, 5}, {1, 1, Padding::Same, false}, {2, 2, 2, 2}, false},
 };
 
 }  // namespace
@@ -72,6 +76,19 @@ TEST_CASE("conv2d_max_pool2d equals conv2d then max_pool2d bit for bit, on 1 and
       CAPTURE(thread_count);
       CHECK(run<double>(kCases[i], true) == run<double>(kCases[i], false));
       CHECK(run<float>(kCases[i], true) == run<float>(kCases[i], false));
+      // Not recording (inference): forward keeps no positions of the maxima.
+      Tape tape;
+      TapeScope scope(tape);
+      const Case& c = kCases[i];
+      const auto x = Tensor<float>::random_uniform(c.x, -1, 1, 1);
+      const auto w = Tensor<float>::random_uniform(c.w, -1, 1, 2);
+      const auto b = Tensor<float>::random_uniform({c.w[3]}, -1, 1, 3);
+      const NoGradGuard inference;
+      CHECK(
+          conv2d_max_pool2d(x, w, b, c.conv, c.pool).to_vector() ==
+          max_pool2d(conv2d(x, w, b, c.conv.stride_h, c.conv.stride_w, c.conv.padding, c.conv.relu),
+                     c.pool)
+              .to_vector());
     }
   }
 }

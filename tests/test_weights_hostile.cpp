@@ -79,16 +79,13 @@ TEST_CASE("load_model on the fuzz seeds: the valid ones load, the others throw n
   }
   // Strides of 2^62 are allowed (each image gives one output pixel).
   CHECK(nn::load_model(corpus + "conv_strides_huge")->parameter_count() == 19);
-  for (const char* name : {"weights_only",          "dense_1e12_units",
-                           "dense_overflows",       "units_string",
-                           "units_float",           "units_1e300",
-                           "activation_number",     "layers_object",
-                           "unknown_class",         "architecture_not_json",
-                           "architecture_array",    "nested_70_modules",
-                           "nested_600_arrays",     "conv_huge_kernel",
-                           "conv_kernel_overflows", "pool_huge_same",
-                           "reshape_float",         "reshape_negative",
-                           "dropout_seed_float",    "dropout_rate_1",
+  for (const char* name : {"weights_only",          "dense_1e12_units",   "dense_overflows",
+                           "units_string",          "units_float",        "units_1e300",
+                           "activation_number",     "layers_object",      "unknown_class",
+                           "architecture_not_json", "architecture_array", "nested_70_modules",
+                           "nested_600_arrays",     "conv_huge_kernel",   "conv_kernel_overflows",
+                           "pool_huge_same",        "pool_strides_zero",  "reshape_float",
+                           "reshape_negative",      "dropout_seed_float", "dropout_rate_1",
                            "batchnorm_epsilon_nan", "truncated"}) {
     INFO(name);
     CHECK_THROWS_WITH_AS(nn::load_model(corpus + name), doctest::Contains((corpus + name).c_str()),

@@ -15,7 +15,9 @@ AxisPlan plan_axis(std::int64_t in, std::int64_t kernel, std::int64_t stride, Pa
         fmt::format("{}: {} window {} with stride {}: both must be ≥ 1", op, axis, kernel, stride));
   if (padding == Padding::Same) {
     const std::int64_t out = in / stride + (in % stride != 0 ? 1 : 0);
-    const std::int64_t total = std::max<std::int64_t>((out - 1) * stride + kernel - in, 0);
+    // (out − 1)·stride + kernel − in, written so that no window size can overflow it:
+    // in − (out − 1)·stride is in [1, stride].
+    const std::int64_t total = std::max<std::int64_t>(kernel - (in - (out - 1) * stride), 0);
     return {out, total / 2};
   }
   if (in < kernel)

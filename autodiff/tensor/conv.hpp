@@ -80,10 +80,12 @@ inline KernelSpan real_rows(const Geometry2D& g, std::int64_t oh) {
 /// count values from `from` to `to` (not overlapping), inline: a patch row's pieces are short
 /// (a 3×3 kernel: 3·c values), and a call to the library's memcpy (which GCC makes of a plain
 /// copy loop) costs more than they do. Whole 64-byte chunks, then one last chunk that may overlap
-/// the one before (the same values twice); under one chunk, two halving sizes the same way. With
-/// a count known at compile time (im2col's small rows), the branches fold away.
+/// the one before (the same values written twice). Under one chunk: the largest power of two
+/// `size` ≤ count, copied at the start and at the end (together they cover all count values).
+/// With a count known at compile time (im2col's small rows), the branches fold away.
 template <class T, class Count>
 inline void copy_values(const T* __restrict from, T* __restrict to, Count count) {
+  static_assert(64 % sizeof(T) == 0, "whole elements in a 64-byte chunk");
   const auto copy_bytes = [&](std::int64_t at, std::size_t bytes) {
     std::memcpy(to + at, from + at, bytes);  // a fixed size: one or two vector moves
   };
@@ -101,7 +103,7 @@ inline void copy_values(const T* __restrict from, T* __restrict to, Count count)
     }
 }
 
-/// f(std::integral_constant<std::int64_t, value>{}) when value ≤ kMax, else f(value): a loop
+/// f(std::integral_constant<std::int64_t, value>{}) when 1 ≤ value ≤ kMax, else f(value): a loop
 /// written once, compiled for small constant sizes too.
 template <std::int64_t kMax, class F>
 inline void with_constant(std::int64_t value, F&& f) {

@@ -9,7 +9,8 @@
 // pooled gradient and the saved positions of the maxima.
 //
 // The results equal conv2d followed by max_pool2d bit for bit: the same GEMMs on the same
-// blocks, the same values summed in the same order; in tangent mode too (jvp and backward_jvp are
+// blocks, the same values summed in the same order (but for zeros, which leave a bias sum that
+// starts at +0 as it was); in tangent mode too (jvp and backward_jvp are
 // Conv2D's, on the rebuilt output gradient and its tangent), where only a zero's sign may differ
 // (the two ops' pooling adds into a zeroed gradient there: −0 becomes +0).
 
@@ -59,10 +60,7 @@ struct Conv2DMaxPool2D {
             for (std::int64_t i = n; i < end; ++i) {
               const T* image = conv_out + (i - n) * pixels * filters;
               const std::int64_t o = i * pooled_per_image;
-              if (where)
-                MaxPool2D::pool_tiled<2, 2, true>(p, image, y.data + o, where + o, finish);
-              else
-                MaxPool2D::pool_tiled<2, 2, false>(p, image, y.data + o, nullptr, finish);
+              MaxPool2D::pool_tiled_2x2(p, image, y.data + o, where ? where + o : nullptr, finish);
             }
           });
           continue;

@@ -7,6 +7,7 @@
 // backward move the tangents), and max pooling routes them through the saved positions of the
 // maxima.
 
+#include <cassert>
 #include <limits>
 
 #include "autodiff/tensor/conv.hpp"
@@ -43,11 +44,8 @@ struct MaxPool2D {
         const T* image = x.data + n * g.in_pixels() * c;
         if (tiled_2x2) {
           const std::int64_t o = n * g.out_pixels() * c;
-          const auto same = [](T v, std::int64_t) { return v; };
-          if (where)
-            pool_tiled<2, 2, true>(g, image, y.data + o, where + o, same);
-          else
-            pool_tiled<2, 2, false>(g, image, y.data + o, nullptr, same);
+          pool_tiled_2x2(g, image, y.data + o, where ? where + o : nullptr,
+                         [](T v, std::int64_t) { return v; });
           continue;
         }
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
@@ -106,7 +104,8 @@ struct MaxPool2D {
   /// One image's input gradient when the windows tile it: g at each window's largest input, 0 at
   /// its other inputs and at the pixels no window covers (the last rows and columns). With
   /// kReluMask, g only where the window's maximum y is positive (a ReLU before the pooling). With
-  /// sums, each value is also added to its channel's sum, in the image's order (a bias gradient).
+  /// sums, each value is also added to its channel's sum, in the image's order (a bias gradient),
+  /// but for the zeros of pixels no window covers: sums that start at +0 stay as they would be.
   template <class T, bool kReluMask = false>
   static void write_tiled(const detail::Geometry2D& g, const T* __restrict gy,
                           const std::int32_t* __restrict at, T* __restrict image,
@@ -120,6 +119,17 @@ struct MaxPool2D {
   /// Whether the windows tile the image and are 2×2 (Keras's default): pool_tiled's case.
   static bool tiles_2x2(const Window2D& w) { return tiles(w) && w.height == 2 && w.width == 2; }
 
+  /// All the 2×2 windows of one image, when they tile it (tiles_2x2): pool_tiled, keeping the
+  /// positions of the maxima in `at` unless it is null.
+  template <class T, class Finish>
+  static void pool_tiled_2x2(const detail::Geometry2D& g, const T* image, T* out, std::int32_t* at,
+                             Finish finish) {
+    if (at)
+      pool_tiled<2, 2, true>(g, image, out, at, finish);
+    else
+      pool_tiled<2, 2, false>(g, image, out, nullptr, finish);
+  }
+
   /// All the windows of one image, when they tile it and are kH×kW, known at compile time: each
   /// output's maximum is found in registers, channel by channel, in one pass over the image, by
   /// the same comparisons in the same order as pool_window. finish(v, k) maps each input value of
@@ -127,18 +137,19 @@ struct MaxPool2D {
   template <std::int64_t kH, std::int64_t kW, bool kWhere, class T, class Finish>
   static void pool_tiled(const detail::Geometry2D& g, const T* __restrict image, T* __restrict out,
                          std::int32_t* __restrict at, Finish finish) {
+    assert(g.kernel_h == kH && g.kernel_w == kW && g.stride_h == kH && g.stride_w == kW);
     const std::int64_t c = g.channels;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh)
       for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
         const std::int64_t o = (oh * g.out_w + ow) * c;
         const std::int64_t corner = (oh * kH * g.in_w + ow * kW) * c;
-        const T* __restrict window = image + corner;
+        const T* __restrict first = image + corner;  // the window's top-left pixel
         for (std::int64_t k = 0; k < c; ++k) {
-          T best = finish(window[k], k);
+          T best = finish(first[k], k);
           std::int32_t where = 0;  // the pixel within the window, (kh·in_w + kw)·c
           for (std::int64_t j = 1; j < kH * kW; ++j) {  // (kh, kw) in order, after (0, 0)
             const std::int64_t pixel = (j / kW * g.in_w + j % kW) * c;
-            const T v = finish(window[pixel + k], k);
+            const T v = finish(first[pixel + k], k);
             const bool larger = v > best;
             best = larger ? v : best;
             where = larger ? static_cast<std::int32_t>(pixel) : where;
