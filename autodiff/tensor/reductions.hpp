@@ -95,8 +95,20 @@ struct Reduce {
         const T share = kHow == Reduction::Mean ? g[o] / static_cast<T>(plan.n) : g[o];
         for (std::int64_t k = 0; k < plan.n; ++k) grow[k * stride] += share;
       } else if constexpr (kHow == Reduction::LogSumExp) {
+        // The softmax, exp(x − m)/Σ exp(x − m) again: exp(x − y) would carry y's rounding, an
+        // error of u·|y| (500 ulps at y = 1000).
+        const T m = row[detail::extreme_position<true>(row, plan.n, stride) * stride];
+        if (!std::isfinite(m)) {
+          for (std::int64_t k = 0; k < plan.n; ++k)
+            grow[k * stride] += g[o] * std::exp(row[k * stride] - y[o]);
+          return;
+        }
+        double total = 0;
         for (std::int64_t k = 0; k < plan.n; ++k)
-          grow[k * stride] += g[o] * std::exp(row[k * stride] - y[o]);
+          total += std::exp(double(row[k * stride]) - double(m));
+        for (std::int64_t k = 0; k < plan.n; ++k)
+          grow[k * stride] +=
+              g[o] * static_cast<T>(std::exp(double(row[k * stride]) - double(m)) / total);
       } else {
         grow[detail::extreme_position<kHow == Reduction::Max>(row, plan.n, stride) * stride] +=
             g[o];
@@ -153,12 +165,15 @@ struct Reduce {
       for (std::int64_t k = 0; k < n; ++k) total += x[k * stride];
       return static_cast<T>(kHow == Reduction::Mean ? total / double(n) : total);
     } else if constexpr (kHow == Reduction::LogSumExp) {
-      // m + log Σ exp(x − m): no overflow, and exact when one element dominates.
-      const T m = x[detail::extreme_position<true>(x, n, stride) * stride];
+      // m + log1p(Σ′ exp(x − m)), Σ′ without the max's own 1: no overflow, and accurate when one
+      // element dominates and m is near 0 (log of the rounded 1 + Σ′ would lose Σ′).
+      const std::int64_t top = detail::extreme_position<true>(x, n, stride);
+      const T m = x[top * stride];
       if (!std::isfinite(m)) return m;
-      double total = 0;
-      for (std::int64_t k = 0; k < n; ++k) total += std::exp(double(x[k * stride] - m));
-      return static_cast<T>(double(m) + std::log(total));
+      double rest = 0;
+      for (std::int64_t k = 0; k < n; ++k)
+        if (k != top) rest += std::exp(double(x[k * stride]) - double(m));
+      return static_cast<T>(double(m) + std::log1p(rest));
     } else {
       constexpr bool kMax = kHow == Reduction::Max || kHow == Reduction::Argmax;
       const std::int64_t best = detail::extreme_position<kMax>(x, n, stride);
