@@ -11,6 +11,7 @@
 #include "allocation_counter.hpp"
 #include "autodiff/autodiff.hpp"
 #include "tensor_check.hpp"
+#include "thread_count.hpp"
 
 using namespace autodiff;
 using T = Tensor<double>;
@@ -81,9 +82,9 @@ TEST_CASE("shape errors name the op and both shapes") {
   CHECK_THROWS_WITH_AS(
       a + b, "add: shapes (2, 3) and (4,) cannot be broadcast together (dimension 1: 3 vs 4)",
       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(matmul(a, a),
-                       "matmul: shapes (2, 3) and (2, 3) do not fit: expected (m, k) and (k, n)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      matmul(a, a), "matmul: shapes (2, 3) and (2, 3) do not fit: expected (…, m, k) and (…, k, n)",
+      std::invalid_argument);
   CHECK_THROWS_WITH_AS(reshape(a, {4, 2}),
                        "reshape: cannot reshape shape (2, 3) (6 elements) into (4, 2)",
                        std::invalid_argument);
@@ -251,6 +252,97 @@ TEST_CASE("matmul, layout and gathering: gradients") {
         return gather_rows(x[0], rows);
       },
       {{3, 2}});
+}
+
+// C[c] = A[a]·B[b] by the definition, for matrices at a, b, c of (m, k), (k, n), (m, n).
+std::vector<double> naive_product(const std::vector<double>& a, const std::vector<double>& b,
+                                  std::int64_t at_a, std::int64_t at_b, std::int64_t m,
+                                  std::int64_t k, std::int64_t n) {
+  std::vector<double> c(static_cast<std::size_t>(m * n), 0.0);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j)
+      for (std::int64_t p = 0; p < k; ++p)
+        c[std::size_t(i * n + j)] +=
+            a[std::size_t(at_a * m * k + i * k + p)] * b[std::size_t(at_b * k * n + p * n + j)];
+  return c;
+}
+
+TEST_CASE("matmul: batches of matrices broadcast as NumPy's matmul, against the definition") {
+  Tape tape;
+  TapeScope scope(tape);
+  struct Case {
+    Shape a, b, c;
+    // For each of C's matrices, in order, the matrices of A and B it multiplies.
+    std::vector<std::pair<std::int64_t, std::int64_t>> pairs;
+  };
+  const Case cases[] = {
+      {{2, 3, 4, 5}, {2, 3, 5, 2}, {2, 3, 4, 2}, {{0, 0}, {1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}}},
+      {{3, 4, 5}, {5, 2}, {3, 4, 2}, {{0, 0}, {1, 0}, {2, 0}}},  // one weight: folded
+      {{2, 4, 5}, {1, 5, 2}, {2, 4, 2}, {{0, 0}, {1, 0}}},       // the same, rank 3
+      {{4, 5}, {3, 5, 2}, {3, 4, 2}, {{0, 0}, {0, 1}, {0, 2}}},  // one A
+      {{2, 1, 4, 5}, {3, 5, 2}, {2, 3, 4, 2}, {{0, 0}, {0, 1}, {0, 2}, {1, 0}, {1, 1}, {1, 2}}},
+      {{1, 2, 4, 5}, {3, 1, 5, 2}, {3, 2, 4, 2}, {{0, 0}, {1, 0}, {0, 1}, {1, 1}, {0, 2}, {1, 2}}},
+      {{2, 0, 4, 5}, {1, 5, 2}, {2, 0, 4, 2}, {}},          // no matrix at all
+      {{2, 4, 0}, {2, 0, 3}, {2, 4, 3}, {{0, 0}, {1, 1}}},  // k = 0: zeros
+  };
+  for (const Case& c : cases) {
+    INFO(c.a.str(), " · ", c.b.str());
+    const T a = T::random_uniform(c.a, -1, 1, 1), b = T::random_uniform(c.b, -1, 1, 2);
+    const T product = matmul(a, b);
+    REQUIRE(product.shape() == c.c);
+    const std::int64_t m = c.a[c.a.rank() - 2], k = c.a[c.a.rank() - 1], n = c.b[c.b.rank() - 1];
+    std::vector<double> expected;
+    for (const auto& [at_a, at_b] : c.pairs) {
+      const auto one = naive_product(a.to_vector(), b.to_vector(), at_a, at_b, m, k, n);
+      expected.insert(expected.end(), one.begin(), one.end());
+    }
+    const std::vector<double> got = product.to_vector();
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+      CHECK(got[i] == doctest::Approx(expected[i]).epsilon(1e-14).scale(1.0));
+  }
+  CHECK_THROWS_WITH_AS(
+      matmul(T::zeros({2, 3, 4}), T::zeros({3, 4, 2})),
+      "matmul: shapes (2, 3, 4) and (3, 4, 2) do not fit: their batch dimensions do not "
+      "broadcast (2 vs 3)",
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      matmul(T::zeros({3}), T::zeros({3, 2})),
+      "matmul: shapes (3,) and (3, 2) do not fit: expected (…, m, k) and (…, k, n)",
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      matmul(T::zeros({2, 2, 3}), T::zeros({2, 4, 2})),
+      "matmul: shapes (2, 2, 3) and (2, 4, 2) do not fit: expected (…, m, k) and (…, k, n)",
+      std::invalid_argument);
+}
+
+TEST_CASE("matmul: batches' gradients, summed where an operand broadcasts") {
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{2, 3, 4}, {2, 4, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{2, 3, 4}, {4, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{3, 4}, {2, 4, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{2, 1, 2, 3}, {3, 3, 2}});
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{1, 2, 2, 3}, {2, 1, 3, 2}});
+  // Attention's shape: softmax(Q·Kᵀ)·V over a batch of heads, Kᵀ by a batched product.
+  CHECK_TENSOR_GRADIENT([](auto x) { return matmul(softmax(matmul(x[0], x[1])), x[2]); },
+                        {{2, 3, 4}, {2, 4, 3}, {2, 3, 2}});
+}
+
+TEST_CASE("matmul: batches on 1 and 2 threads give the same values and gradients, bit for bit") {
+  // Each thread multiplies whole matrices with one-thread BLAS, so the split changes no sum.
+  auto run = [](int thread_count) {
+    const ThreadCount threads_set(thread_count);
+    Tape tape;
+    TapeScope scope(tape);
+    const T a = T::random_uniform({3, 4, 70, 80}, -1, 1, 1).requires_grad();
+    const T b = T::random_uniform({4, 80, 60}, -1, 1, 2).requires_grad();
+    const T c = matmul(a, b);
+    sum(c * c).backward();
+    std::vector<double> all = c.to_vector();
+    for (const T* t : {&a, &b})
+      for (double g : t->grad()) all.push_back(g);
+    return all;
+  };
+  CHECK(run(1) == run(2));
 }
 
 TEST_CASE("softmax, log_softmax, cross-entropy: gradients") {

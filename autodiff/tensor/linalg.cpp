@@ -1,10 +1,13 @@
 #include "autodiff/tensor/linalg.hpp"
 
 #include <cblas.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "autodiff/parallel.hpp"
@@ -32,9 +35,7 @@ void blas_call(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std:
        int(n), int(k), T(1), a, int(lda), b, int(ldb), accumulate ? T(1) : T(0), c, int(ldc));
 }
 
-// Below this many multiply-adds a product stays on one thread: waking the pool costs a few
-// microseconds, the product itself less than that.
-constexpr std::int64_t kSplitWork = std::int64_t{1} << 18;
+constexpr std::int64_t kSplitWork = detail::kGemmSplitWork;
 // The parts' edges fall on multiples of this many rows or columns (the kernels' tile width).
 constexpr std::int64_t kSplitAlign = 16;
 
@@ -121,6 +122,43 @@ void gemm_with(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std:
 }  // namespace
 
 namespace detail {
+MatMulPlan::MatMulPlan(const Shape& a, const Shape& b) {
+  const int ra = a.rank(), rb = b.rank();
+  if (ra < 2 || rb < 2 || a[ra - 1] != b[rb - 2])
+    throw std::invalid_argument(fmt::format(
+        "matmul: shapes {} and {} do not fit: expected (…, m, k) and (…, k, n)", a.str(), b.str()));
+  m = a[ra - 2];
+  k = a[ra - 1];
+  n = b[rb - 1];
+  std::int64_t out[Shape::kMaxRank];
+  const int batch_rank = std::max(ra, rb) - 2;
+  for (int d = 0; d < kBatchRank; ++d) {
+    const int at_a = d - kBatchRank + ra - 2, at_b = d - kBatchRank + rb - 2;
+    std::int64_t& da = dims[kA][d] = at_a >= 0 ? a[at_a] : 1;
+    std::int64_t& db = dims[kB][d] = at_b >= 0 ? b[at_b] : 1;
+    if (da != db && da != 1 && db != 1)
+      throw std::invalid_argument(fmt::format(
+          "matmul: shapes {} and {} do not fit: their batch dimensions do not broadcast ({} vs {})",
+          a.str(), b.str(), da, db));
+    dims[kC][d] = da == 1 ? db : da;
+    if (d >= kBatchRank - batch_rank) out[d - (kBatchRank - batch_rank)] = dims[kC][d];
+  }
+  out[batch_rank] = m;
+  out[batch_rank + 1] = n;
+  output = Shape(std::span<const std::int64_t>(out, static_cast<std::size_t>(batch_rank + 2)));
+  if (batches(kB) == 1 && batches(kA) > 1) {  // one product: A's matrices are consecutive rows
+    m *= batches(kA);
+    for (auto* x : {dims[kA], dims[kC]}) x[0] = x[1] = 1;
+  }
+  constexpr std::int64_t kBlasMax = std::numeric_limits<int>::max();  // CBLAS takes int sizes
+  if (m > kBlasMax || n > kBlasMax || k > kBlasMax || m * k > kBlasMax || k * n > kBlasMax ||
+      m * n > kBlasMax)  // m·k and k·n are within a.size() and b.size(); m, n ≤ 2³¹ before m·n
+    throw std::invalid_argument(
+        fmt::format("matmul: shapes {} and {} exceed the {} elements per matrix that BLAS "
+                    "addresses with int",
+                    a.str(), b.str(), kBlasMax));
+}
+
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
           const float* b, bool accumulate, float* c) {
   gemm_with(cblas_sgemm, ta, tb, m, n, k, a, b, accumulate, c);
