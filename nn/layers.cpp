@@ -91,9 +91,11 @@ void initialize_weights(std::vector<float>& weights, Init init, double fan_in, d
 }
 
 Tensor<float> Dense::forward(const Tensor<float>& x) {
-  if (x.rank() != 2 || x.shape()[1] != in())
+  // Keras's Dense: on the last axis, for inputs of any rank from 2 (a (batch, steps, in)
+  // sequence through one (in, out) weight is one product: matmul folds the batches).
+  if (x.rank() < 2 || x.shape()[x.rank() - 1] != in())
     throw std::invalid_argument(
-        fmt::format("Dense({} → {}): input has shape {}, expected (batch, {})", in(), out(),
+        fmt::format("Dense({} → {}): input has shape {}, expected (batch, …, {})", in(), out(),
                     x.shape().str(), in()));
   return activate(matmul(x, weight_->on_tape()) + bias_->on_tape(), activation_);
 }

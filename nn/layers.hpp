@@ -39,6 +39,7 @@ class Dense : public Module {
   /// (Shape::kMaxSize), and std::length_error naming the layer if the weights cannot be allocated.
   Dense(std::int64_t in, std::int64_t out, Activation activation = Activation::Linear,
         DenseOptions options = {});
+  /// activation(x·W + b) on x's last axis: (batch, …, in) → (batch, …, out), as Keras's Dense.
   Tensor<float> forward(const Tensor<float>& x) override;
   std::string describe() const override;
 

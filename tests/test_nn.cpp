@@ -55,9 +55,28 @@ TEST_CASE("Dense: forward with constant weights against a hand value") {
   CHECK(y[2] == doctest::Approx(sigmoid(-0.55)).epsilon(1e-6));
   CHECK(y[3] == doctest::Approx(sigmoid(0.75)).epsilon(1e-6));
   CHECK_THROWS_WITH_AS(dense(F::zeros({2, 4})),
-                       "Dense(3 → 2): input has shape (2, 4), expected (batch, 3)",
+                       "Dense(3 → 2): input has shape (2, 4), expected (batch, …, 3)",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(nn::Dense(0, 3), "Dense: in = 0 and out = 3: both must be > 0",
+                       std::invalid_argument);
+}
+
+TEST_CASE("Dense: on the last axis of a sequence, as on its rows one by one") {
+  autodiff::Tape tape;
+  autodiff::TapeScope scope(tape);
+  nn::Dense dense(3, 2, nn::Activation::Softmax, {.seed = 3});
+  const F steps = F::random_uniform({2, 4, 3}, -1, 1, 7).requires_grad();
+  const F y = dense(steps);
+  REQUIRE(y.shape() == autodiff::Shape{2, 4, 2});
+  const F rows = autodiff::reshape(steps, {8, 3});
+  CHECK(y.to_vector() == dense(rows).to_vector());  // one product either way: the same sums
+  autodiff::sum(y * F::arange(1, 3)).backward();
+  const std::vector<float> by_steps = dense.weights().grad;
+  std::fill(dense.weights().grad.begin(), dense.weights().grad.end(), 0.0f);
+  autodiff::sum(dense(rows) * F::arange(1, 3)).backward();
+  CHECK(dense.weights().grad == by_steps);
+  CHECK_THROWS_WITH_AS(dense(F::zeros({3})),
+                       "Dense(3 → 2): input has shape (3,), expected (batch, …, 3)",
                        std::invalid_argument);
 }
 

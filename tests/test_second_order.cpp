@@ -435,7 +435,7 @@ TEST_CASE("nn::parameter_hvp: a Dense network's loss, its gradient and H·v") {
       std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       nn::parameter_hvp(network, nn::SecondOrderLoss::MeanSquaredError, x, 3, y_true, v),
-      "Dense(3 → 4): input has shape (3, 2), expected (batch, 3)", std::invalid_argument);
+      "Dense(3 → 4): input has shape (3, 2), expected (batch, …, 3)", std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       nn::parameter_hvp(network, nn::SecondOrderLoss::MeanSquaredError, x, 2, y_true,
                         std::vector<double>(30)),
