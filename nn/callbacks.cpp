@@ -52,7 +52,9 @@ void EarlyStopping::on_epoch_end(Model& model, const History& history) {
     }
     return;
   }
-  if (++wait_ > options_.patience) {
+  // Keras's rule: stop once `patience` epochs in a row have not improved (0 and 1 alike: the
+  // first one that does not).
+  if (++wait_ >= options_.patience) {
     stopped_epoch_ = log.epoch;
     model.stop_training(
         fmt::format("early stopping: {} has not improved on {:.6g} (epoch {}) for {} epoch{}",
