@@ -15,6 +15,9 @@
 
 namespace cli_checks {
 
+/// The largest seed an example takes (the seeds of its layers count up from it).
+inline constexpr long long kMaxSeed = 4'294'967'295;  // 2^32 − 1
+
 /// "must be > 0", for numbers of any type (CLI11's PositiveNumber prints DBL_MAX as its bound).
 inline const CLI::Validator positive(
     [](std::string& text) {

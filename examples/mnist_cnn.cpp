@@ -38,7 +38,6 @@ constexpr double kValidationSplit = 0.1;
 constexpr long long kMaxEpochs = 100'000;
 constexpr long long kMaxBatchSize = 1 << 16;  // the patches of a batch stay within the arena
 constexpr long long kMaxTrainImages = 1LL << 31;
-constexpr long long kMaxSeed = 4'294'967'295;  // 2^32 − 1
 constexpr long long kMaxThreads = 256;
 constexpr double kMaxLearningRate = 1.0;
 
@@ -109,7 +108,7 @@ int main(int argc, char** argv) {
       ->check(integer_in(0, kMaxTrainImages));
   app.add_option("--seed", s.seed, "seed of the initial weights, the dropout masks and shuffling")
       ->capture_default_str()
-      ->check(integer_in(0, kMaxSeed));
+      ->check(integer_in(0, cli_checks::kMaxSeed));
   app.add_option("--threads", s.threads, "threads of the convolution and pooling kernels")
       ->capture_default_str()
       ->check(integer_in(1, kMaxThreads));

@@ -35,7 +35,6 @@ constexpr double kValidationSplit = 0.1;
 constexpr long long kMaxEpochs = 100'000;
 constexpr long long kMaxBatchSize = 1 << 20;
 constexpr long long kMaxHidden = 16'384;  // 784 × 16,384 weights: 51 MB, 205 MB with Adam's state
-constexpr long long kMaxSeed = 4'294'967'295;  // 2^32 − 1
 constexpr long long kMaxThreads = 256;
 constexpr double kMaxLearningRate = 1.0;
 
@@ -96,7 +95,7 @@ int main(int argc, char** argv) {
       ->check(integer_in(1, kMaxHidden));
   app.add_option("--seed", s.seed, "seed of the initial weights and of the shuffling")
       ->capture_default_str()
-      ->check(integer_in(0, kMaxSeed));
+      ->check(integer_in(0, cli_checks::kMaxSeed));
   app.add_option("--threads", s.threads, "threads (the GEMMs and Adam split over them)")
       ->capture_default_str()
       ->check(integer_in(1, kMaxThreads));

@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include "cli_checks.hpp"
 #include "nn/model.hpp"
 
 // ---- Constants ----
@@ -45,14 +46,16 @@ nn::Sequential build_network(std::uint64_t seed) {
 int main(int argc, char** argv) {
   Settings s;
   CLI::App app{"Fit y = sin(3x) + noise with a 1 → 64 → 64 → 1 MLP, Adam and the Huber loss"};
+  using cli_checks::integer_in;
   app.add_option("--seed", s.seed, "seed of the data, the weights and the shuffling")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, cli_checks::kMaxSeed));
   app.add_option("--epochs", s.epochs, "passes over the training data")
       ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
+      ->check(integer_in(1, 100000));
   app.add_option("--verbose", s.verbose, "0 silent, 1 progress bar, 2 one line per epoch")
       ->capture_default_str()
-      ->check(CLI::Range(0, 2));
+      ->check(integer_in(0, 2));
   CLI11_PARSE(app, argc, argv);
 
   try {

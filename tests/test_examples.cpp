@@ -215,6 +215,26 @@ TEST_CASE("train_2_2_1: --seed is range-checked, never wrapped") {
   CHECK(lines_of(run("train_2_2_1 --seed 4294967295")).size() == 102);
 }
 
+TEST_CASE("regression: --seed, --epochs and --verbose are range-checked, never wrapped") {
+  struct Case {
+    const char* arguments;
+    const char* message;
+  };
+  const Case cases[] = {
+      // bad inputs: 4
+      {"--seed -1", "--seed: must be an integer in [0, 4294967295], got -1"},
+      {"--seed 99999999999999999999999",
+       "--seed: must be an integer in [0, 4294967295], got 99999999999999999999999"},
+      {"--epochs 0", "--epochs: must be an integer in [1, 100000], got 0"},
+      {"--verbose 3", "--verbose: must be an integer in [0, 2], got 3"},
+  };
+  for (const Case& c : cases) {
+    const std::string output = run(std::string("regression ") + c.arguments, 105);
+    INFO(c.arguments, "\n", output);
+    CHECK(output.find(c.message) != std::string::npos);
+  }
+}
+
 TEST_CASE("mnist_mlp: an unwritable --history is an error before training, leaving nothing") {
   testing::TempDir dir;
   testing::write_text(dir / "file.txt", "");
