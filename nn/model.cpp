@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -312,7 +314,18 @@ History Model::fit(const BatchSource& data, const FitOptions& options) {
   }
 }
 
-History Model::fit_here(const BatchSource& data, const FitOptions& options) {
+namespace {
+// std::bad_alloc says nothing of why: a batch's step keeps every activation of the batch and its
+// gradient on the tape, so the batch size is the knob to name.
+[[noreturn]] void out_of_memory(const char* what, std::int64_t rows) {
+  throw std::length_error(
+      fmt::format("{}: not enough memory for a batch of {} rows (the tape keeps every activation "
+                  "of a batch, and in training its gradient): try a smaller batch_size",
+                  what, rows));
+}
+}  // namespace
+
+History Model::fit_here(const BatchSource& data, const FitOptions& options) try {
   require_training("fit");
   check_fit_options(options);
   // Keras: the validation rows are the last ones, split off before shuffling.
@@ -393,6 +406,8 @@ History Model::fit_here(const BatchSource& data, const FitOptions& options) {
   for (Callback* c : options.callbacks) c->on_train_end(*this, history);
   network_->train();
   return history;
+} catch (const std::bad_alloc&) {
+  out_of_memory("fit", std::min(options.batch_size, data.size()));
 }
 
 namespace {
@@ -411,11 +426,16 @@ void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin
   } eval_mode{network};
   network.eval();
   std::vector<std::int64_t> rows;
-  for (std::int64_t first = begin; first < end; first += std::min(batch_size, end - first)) {
-    rows.resize(std::size_t(std::min(batch_size, end - first)));
-    std::iota(rows.begin(), rows.end(), first);
+  try {
+    for (std::int64_t first = begin; first < end; first += std::min(batch_size, end - first)) {
+      rows.resize(std::size_t(std::min(batch_size, end - first)));
+      std::iota(rows.begin(), rows.end(), first);
+      tape.clear();
+      f(std::span<const std::int64_t>(rows), network(data.features(rows)));
+    }
+  } catch (const std::bad_alloc&) {
     tape.clear();
-    f(std::span<const std::int64_t>(rows), network(data.features(rows)));
+    out_of_memory(what, std::min(batch_size, end - begin));
   }
   tape.clear();
 }

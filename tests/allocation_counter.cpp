@@ -7,8 +7,10 @@ namespace {
 thread_local std::size_t g_allocations = 0;
 thread_local std::size_t g_bytes = 0;
 thread_local std::size_t g_largest = 0;
+thread_local std::size_t g_limit = static_cast<std::size_t>(-1);
 
 void count(std::size_t size) {
+  if (size > g_limit) throw std::bad_alloc();
   ++g_allocations;
   g_bytes += size;
   if (size > g_largest) g_largest = size;
@@ -31,6 +33,11 @@ std::size_t testing::allocations_on_this_thread() { return g_allocations; }
 std::size_t testing::bytes_allocated_on_this_thread() { return g_bytes; }
 std::size_t testing::largest_allocation_on_this_thread() { return g_largest; }
 void testing::reset_largest_allocation() { g_largest = 0; }
+std::size_t testing::set_allocation_limit(std::size_t bytes) {
+  const std::size_t old = g_limit;
+  g_limit = bytes;
+  return old;
+}
 
 void* operator new(std::size_t size) { return allocate(size); }
 void* operator new[](std::size_t size) { return allocate(size); }

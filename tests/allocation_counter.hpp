@@ -13,6 +13,21 @@ std::size_t bytes_allocated_on_this_thread();
 /// The largest single allocation on this thread since the last reset_largest_allocation().
 std::size_t largest_allocation_on_this_thread();
 void reset_largest_allocation();
+/// Allocations of more than `bytes` on this thread throw std::bad_alloc from now on; returns the
+/// previous limit.
+std::size_t set_allocation_limit(std::size_t bytes);
+
+/// Out of memory, on purpose, for a scope: larger allocations on this thread throw std::bad_alloc.
+class AllocationLimit {
+ public:
+  explicit AllocationLimit(std::size_t bytes) : saved_(set_allocation_limit(bytes)) {}
+  ~AllocationLimit() { set_allocation_limit(saved_); }
+  AllocationLimit(const AllocationLimit&) = delete;
+  AllocationLimit& operator=(const AllocationLimit&) = delete;
+
+ private:
+  std::size_t saved_;
+};
 
 /// Allocations made on this thread since construction.
 class AllocationCounter {

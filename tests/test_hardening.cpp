@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <limits>
 #include <string>
@@ -12,6 +13,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "allocation_counter.hpp"
 #include "nn/model.hpp"
 #include "temp_dir.hpp"
 
@@ -236,6 +238,39 @@ TEST_CASE("fit: epochs = initial_epoch = INT_MAX trains nothing and replays no s
   constexpr int kLast = std::numeric_limits<int>::max();
   CHECK(model.fit(data, {.epochs = kLast, .initial_epoch = kLast, .verbose = 0}).epochs.empty());
   CHECK(model.network().parameters()[0]->value == initial);
+}
+
+TEST_CASE("fit, evaluate and predict: out of memory is an error naming the batch size") {
+  std::vector<std::uint8_t> images(50'000 * 4);
+  std::vector<std::int32_t> labels(50'000);
+  for (std::size_t i = 0; i < images.size(); ++i) images[i] = std::uint8_t((i * 37 + 11) % 256);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t((i * 7) % 3);
+  const nn::Dataset data(std::move(images), std::move(labels), 4, 3);
+  nn::Model model = small_model();
+  autodiff::Tape tape;  // a cold arena: a batch of 50,000 rows needs new blocks
+  autodiff::TapeScope scope(tape);
+  const std::vector<float> initial = model.network().parameters()[0]->value;
+  const std::string advice =
+      "(the tape keeps every activation of a batch, and in training its "
+      "gradient): try a smaller batch_size";
+  {
+    const testing::AllocationLimit out_of_memory(256 * 1024);  // bad inputs: 3
+    CHECK_THROWS_WITH_AS(model.fit(data, {.batch_size = 1'000'000, .verbose = 0}),
+                         ("fit: not enough memory for a batch of 50000 rows " + advice).c_str(),
+                         std::length_error);
+    CHECK_THROWS_WITH_AS(
+        model.evaluate(data, 60'000),
+        ("evaluate: not enough memory for a batch of 50000 rows " + advice).c_str(),
+        std::length_error);
+    CHECK_THROWS_WITH_AS(model.predict(data, 50'000),
+                         ("predict: not enough memory for a batch of 50000 rows " + advice).c_str(),
+                         std::length_error);
+  }
+  CHECK(model.network().parameters()[0]->value == initial);  // no step was taken
+  CHECK(model.network().is_training());
+  const nn::History history = model.fit(data, {.batch_size = 500, .verbose = 0});  // and it trains
+  CHECK(history.epochs.size() == 1);
+  CHECK(std::isfinite(history.epochs[0]["loss"]));
 }
 
 // ---- Loss targets ----
