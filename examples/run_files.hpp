@@ -6,8 +6,12 @@
 // Every output path is checked for writability before training, so that a typo is not found out
 // after an hour's work; each file is written whole or not at all (nn/atomic_file.hpp). Under
 // mpirun (Model::distribute), only rank 0 prints and writes; every rank reads --resume.
+#include <filesystem>
+#include <iterator>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/core.h>
@@ -40,12 +44,26 @@ inline void add_options(CLI::App& app, RunFiles& files) {
                  "chart in this file (checked for writability before training)");
 }
 
-/// Before any work: every output can be written.
+/// Before any work: every output can be written, and no two outputs are one file (the last one
+/// written would replace the others).
 inline void check_outputs(const RunFiles& files) {
+  const std::pair<const std::string*, const char*> outputs[] = {{&files.history, "--history"},
+                                                                {&files.save, "--save"},
+                                                                {&files.checkpoint, "--checkpoint"},
+                                                                {&files.plot, "--plot"}};
+  for (std::size_t i = 0; i < std::size(outputs); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (!outputs[i].first->empty() && !outputs[j].first->empty() &&
+          std::filesystem::weakly_canonical(*outputs[i].first) ==
+              std::filesystem::weakly_canonical(*outputs[j].first))
+        throw std::invalid_argument(
+            fmt::format("{} and {} are the same file, {}: one would "
+                        "replace the other",
+                        outputs[j].second, outputs[i].second, *outputs[i].first));
   if (!files.history.empty()) nn::check_writable(files.history, "the history");
   if (!files.save.empty()) nn::check_writable(files.save, "the model");
-  if (!files.checkpoint.empty() && files.checkpoint.find("{epoch}") == std::string::npos)
-    nn::check_writable(files.checkpoint, "the checkpoint");
+  if (!files.checkpoint.empty())  // the first epoch's, for a path with "{epoch}"
+    nn::check_writable(nn::checkpoint_path(files.checkpoint, 1), "the checkpoint");
   if (!files.plot.empty()) nn::check_writable(files.plot, "the training plot");
 }
 

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "nn/architecture.hpp"
+#include "nn/atomic_file.hpp"
 #include "nn/data.hpp"  // DataError
 #include "nn/model.hpp"
 
@@ -366,7 +367,17 @@ ModelCheckpoint::ModelCheckpoint(std::string path, ModelCheckpointOptions option
       options_.mode == 0 ? options_.monitor.ends_with("accuracy") : options_.mode > 0;
 }
 
+std::string checkpoint_path(std::string pattern, int epoch) {
+  const std::string number = std::to_string(epoch);
+  for (std::size_t at = 0; (at = pattern.find("{epoch}", at)) != std::string::npos;
+       at += number.size())
+    pattern.replace(at, 7, number);
+  return pattern;
+}
+
 void ModelCheckpoint::on_train_begin(Model& model) {
+  if (model.is_main_process())
+    check_writable(checkpoint_path(path_, model.progress().epoch + 1), "the checkpoint");
   // A continued run keeps the best value of the epochs before it.
   have_best_ = false;
   if (!options_.save_best_only) return;
@@ -394,9 +405,7 @@ void ModelCheckpoint::on_epoch_end(Model& model, const History& history) {
     last_saved_ = log.epoch;
     return;
   }
-  std::string path = path_;
-  for (std::size_t at; (at = path.find("{epoch}")) != std::string::npos;)
-    path.replace(at, 7, std::to_string(log.epoch));
+  const std::string path = checkpoint_path(path_, log.epoch);
   if (options_.weights_only)
     save_weights(model.network(), path);
   else

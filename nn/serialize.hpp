@@ -63,9 +63,13 @@ void save_checkpoint(Model& model, const std::string& path);
 /// interrupted.
 void load_checkpoint(Model& model, const std::string& path);
 
+/// A checkpoint path with every "{epoch}" replaced by the epoch's number.
+std::string checkpoint_path(std::string pattern, int epoch);
+
 /// Keras's ModelCheckpoint: saves a checkpoint (or with weights_only, the weights) at the end of
 /// every epoch, or only when the monitored value improves. "{epoch}" in the path is replaced by
-/// the epoch's number.
+/// the epoch's number. The first epoch's path is checked for writability when training begins
+/// (check_writable), not found out after an epoch's work.
 struct ModelCheckpointOptions {
   std::string monitor = "val_loss";
   bool save_best_only = false;

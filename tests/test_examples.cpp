@@ -260,6 +260,28 @@ TEST_CASE("mnist_mlp: an unwritable --history is an error before training, leavi
   CHECK(dir.listing() == std::set<std::string>{"file.txt"});
 }
 
+TEST_CASE(
+    "mnist_mlp: a checkpoint path with {epoch}, and outputs that are one file, are errors "
+    "before training") {
+  testing::TempDir dir;
+  // bad inputs: 3
+  std::string output =
+      run("mnist_mlp --epochs 1 --checkpoint " + (dir / "missing/{epoch}.ckpt"), 1);
+  CHECK(output.find((dir / "missing/1.ckpt") + ": cannot write the checkpoint") !=
+        std::string::npos);
+  CHECK(output.find("Epoch 1/1") == std::string::npos);
+  output =
+      run("mnist_mlp --epochs 1 --history " + (dir / "h.csv") + " --plot " + (dir / "h.csv"), 1);
+  CHECK(output.find("--history and --plot are the same file, " + (dir / "h.csv")) !=
+        std::string::npos);
+  CHECK(output.find("Epoch 1/1") == std::string::npos);
+  output = run("mnist_mlp --epochs 1 --save " + (dir / "m") + " --checkpoint " +
+                   dir.path().string() + "/./m",
+               1);
+  CHECK(output.find("--save and --checkpoint are the same file") != std::string::npos);
+  CHECK(dir.listing().empty());
+}
+
 TEST_CASE("mnist_mlp: an empty or misshapen dataset is an error, not an accuracy") {
   testing::TempDir dir;
   const std::string shipped = AUTODIFF_DATA_DIR;

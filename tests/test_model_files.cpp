@@ -494,6 +494,15 @@ TEST_CASE(
   CHECK_THROWS_WITH_AS(model.fit(data, bad),
                        doctest::Contains("\"val_nothing\" is not in the epoch's logs"),
                        std::invalid_argument);
+  // An unwritable path is found out when training begins, not after an epoch's work.
+  const std::vector<float> before = model.network().parameters()[0]->value;
+  nn::ModelCheckpoint nowhere(dir / "missing/ckpt-{epoch}.safetensors");  // bad inputs: 1
+  bad.callbacks = {&nowhere};
+  CHECK_THROWS_WITH_AS(model.fit(data, bad),
+                       doctest::Contains("missing/ckpt-1.safetensors: cannot write the checkpoint"),
+                       nn::DataError);
+  CHECK(model.network().parameters()[0]->value == before);
+  CHECK(nn::checkpoint_path("{epoch}/run-{epoch}.ckpt", 12) == "12/run-12.ckpt");
 }
 
 namespace {
