@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <new>
 #include <numeric>
@@ -26,13 +27,19 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Open MPI's mpirun gives each process a pseudo-terminal even when its own output goes to a file:
+// no redrawing there (a log of carriage returns), one line per epoch.
+bool under_mpi_launcher() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
+}
+
 // Keras's per-epoch line: "1688/1688 [====…] - 1s 0.4ms/step - loss: … - accuracy: …".
 class ProgressBar {
  public:
   ProgressBar(std::FILE* out, int verbose, std::int64_t steps)
       : out_(out),
         steps_(steps),
-        live_(verbose == 1 && isatty(fileno(out))),
+        live_(verbose == 1 && isatty(fileno(out)) && !under_mpi_launcher()),
         silent_(verbose == 0) {}
 
   void update(std::int64_t step, const Logs& running, Clock::time_point start) {

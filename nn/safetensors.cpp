@@ -241,6 +241,12 @@ TensorFile parse_safetensors(std::string_view bytes, std::string source) {
   std::uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i)
     header_bytes = (header_bytes << 8) | static_cast<unsigned char>(bytes[std::size_t(i)]);
+  // A file of another kind reads as a huge length: say what it is not, rather than the length.
+  if ((header_bytes > kSafetensorsMaxHeaderBytes || header_bytes > bytes.size() - 8) &&
+      bytes.size() > 8 && bytes[8] != '{')
+    fail(source, fmt::format("not a safetensors file: byte 8 is 0x{:02x}, not the '{{' that begins "
+                             "its header (bytes 0-7, read as the header's length, give {})",
+                             static_cast<unsigned char>(bytes[8]), header_bytes));
   if (header_bytes > kSafetensorsMaxHeaderBytes)
     fail(source, fmt::format("header length {} is more than the limit of {} bytes", header_bytes,
                              kSafetensorsMaxHeaderBytes));

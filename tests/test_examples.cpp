@@ -453,9 +453,11 @@ TEST_CASE("mnist_mlp --resume and predict: bad files are clear errors") {
   testing::TempDir dir;
   testing::write_text(dir / "junk", "not a safetensors file at all");
   CHECK(run("mnist_mlp --resume " + (dir / "junk"), 1)
-            .find("mnist_mlp: " + (dir / "junk") + ": header length") != std::string::npos);
+            .find("mnist_mlp: " + (dir / "junk") +
+                  ": not a safetensors file: byte 8 is 0x66, not the '{' that begins its header") !=
+        std::string::npos);
   CHECK(run("predict --model " + (dir / "junk"), 1)
-            .find("predict: " + (dir / "junk") + ": header length") != std::string::npos);
+            .find("predict: " + (dir / "junk") + ": not a safetensors file") != std::string::npos);
   run("mnist_mlp --epochs 1 --hidden 16 --checkpoint " + (dir / "small.ckpt"));
   // Another network's checkpoint: the shapes are named.
   CHECK(run("mnist_mlp --hidden 32 --resume " + (dir / "small.ckpt"), 1)

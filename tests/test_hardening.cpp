@@ -1,10 +1,12 @@
 // Issue #12's cases, one or more tests for each: every one of them failed before the fix. Each
 // bad input these tests try is counted in a comment "bad inputs: N".
 #include <fcntl.h>
+#include <pty.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <limits>
@@ -271,6 +273,34 @@ TEST_CASE("fit, evaluate and predict: out of memory is an error naming the batch
   const nn::History history = model.fit(data, {.batch_size = 500, .verbose = 0});  // and it trains
   CHECK(history.epochs.size() == 1);
   CHECK(std::isfinite(history.epochs[0]["loss"]));
+}
+
+TEST_CASE("fit: the progress bar redraws on a terminal, but not under mpirun's terminal") {
+  // Open MPI gives each process a pseudo-terminal even when mpirun's output goes to a file.
+  const auto output_on_a_terminal = [](bool under_mpirun) {
+    int controller = -1, terminal = -1;
+    REQUIRE(openpty(&controller, &terminal, nullptr, nullptr, nullptr) == 0);
+    std::FILE* out = fdopen(terminal, "w");
+    REQUIRE(out);
+    if (under_mpirun) setenv("OMPI_COMM_WORLD_SIZE", "1", 1);
+    nn::Model model = small_model();
+    model.fit(small_dataset(), {.batch_size = 4, .epochs = 2, .verbose = 1, .out = out});
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    std::fclose(out);
+    std::string text;
+    char buffer[4096];
+    for (ssize_t n; (n = read(controller, buffer, sizeof buffer)) > 0;) text.append(buffer, n);
+    close(controller);
+    return text;
+  };
+  const std::string live = output_on_a_terminal(false), logged = output_on_a_terminal(true);
+  // The terminal turns each "\n" into "\r\n": any other "\r" is a redraw.
+  const auto returns = [](const std::string& t) { return std::count(t.begin(), t.end(), '\r'); };
+  const auto newlines = [](const std::string& t) { return std::count(t.begin(), t.end(), '\n'); };
+  CHECK(returns(live) > newlines(live));
+  CHECK(logged.find("Epoch 2/2") != std::string::npos);
+  CHECK(logged.find("10/10 [") != std::string::npos);
+  CHECK(returns(logged) == newlines(logged));
 }
 
 // ---- Loss targets ----
