@@ -6,7 +6,7 @@
 //
 //   nlohmann::ordered_json a = nn::architecture(model);
 //   // {"class_name":"Sequential","config":{"layers":[{"name":"0","class_name":"Dense",
-//   //   "config":{"units_in":784,"units":128,"activation":"relu"}}, …]}}
+//   //   "config":{"input_dim":784,"units":128,"activation":"relu"}}, …]}}
 //   std::unique_ptr<nn::Module> again = nn::build_architecture(a);  // fresh parameters
 //
 // A user's layer type, so that save_model/load_model handle models containing it:
