@@ -81,7 +81,7 @@ struct Reduce {
   }
 
   // Sum and Mean: dx += g (/ n). Max and Min: the first extreme element takes it all.
-  // LogSumExp: dx += g · exp(x − y), the softmax.
+  // LogSumExp: dx += g · exp(x − y), the softmax (for_each_softmax).
   template <class T>
   void backward(OpContext<T, 1>& ctx) const requires(!kIndex) {
     const auto x = ctx.input(0);
@@ -95,20 +95,8 @@ struct Reduce {
         const T share = kHow == Reduction::Mean ? g[o] / static_cast<T>(plan.n) : g[o];
         for (std::int64_t k = 0; k < plan.n; ++k) grow[k * stride] += share;
       } else if constexpr (kHow == Reduction::LogSumExp) {
-        // The softmax, exp(x − m)/Σ exp(x − m) again: exp(x − y) would carry y's rounding, an
-        // error of u·|y| (500 ulps at y = 1000).
-        const T m = row[detail::extreme_position<true>(row, plan.n, stride) * stride];
-        if (!std::isfinite(m)) {
-          for (std::int64_t k = 0; k < plan.n; ++k)
-            grow[k * stride] += g[o] * std::exp(row[k * stride] - y[o]);
-          return;
-        }
-        double total = 0;
-        for (std::int64_t k = 0; k < plan.n; ++k)
-          total += std::exp(double(row[k * stride]) - double(m));
-        for (std::int64_t k = 0; k < plan.n; ++k)
-          grow[k * stride] +=
-              g[o] * static_cast<T>(std::exp(double(row[k * stride]) - double(m)) / total);
+        for_each_softmax(row, stride, plan.n, y[o],
+                         [&](std::int64_t k, T s) { grow[k * stride] += g[o] * s; });
       } else {
         grow[detail::extreme_position<kHow == Reduction::Max>(row, plan.n, stride) * stride] +=
             g[o];
@@ -117,7 +105,8 @@ struct Reduce {
   }
 
   // Tangent mode. Sum and Mean are linear; Max and Min are where the extreme element stays: their
-  // backward routes the gradient by its position. LogSumExp: ẏ = Σ s·ẋ with s = exp(x − y), and
+  // backward routes the gradient by its position. LogSumExp: ẏ = Σ s·ẋ with s = exp(x − y) the
+  // softmax, and
   // ġx += ġ·s + g·s·(ẋ − ẏ).
   static constexpr bool linear = kHow == Reduction::Sum || kHow == Reduction::Mean;
   static constexpr bool backward_reads_gradient_only =
@@ -131,8 +120,8 @@ struct Reduce {
       const T* drow = dx.data + (row - x.data);
       if constexpr (kHow == Reduction::LogSumExp) {
         T total = 0;
-        for (std::int64_t k = 0; k < plan.n; ++k)
-          total += std::exp(row[k * stride] - y[o]) * drow[k * stride];
+        for_each_softmax(row, stride, plan.n, y[o],
+                         [&](std::int64_t k, T s) { total += s * drow[k * stride]; });
         dy[o] = total;
       } else {
         dy[o] =
@@ -149,15 +138,30 @@ struct Reduce {
     const detail::ReductionPlan plan(x.shape, axis);
     plan.for_each(x.data, [&](std::int64_t o, const T* row, std::int64_t stride) {
       const std::int64_t at = row - x.data;
-      for (std::int64_t k = 0; k < plan.n; ++k) {
-        const T s = std::exp(row[k * stride] - y[o]);
+      for_each_softmax(row, stride, plan.n, y[o], [&](std::int64_t k, T s) {
         const T moved = dx ? dx[at + k * stride] - dy[o] : T(0);
         d_gx[at + k * stride] += dg[o] * s + g[o] * s * moved;
-      }
+      });
     });
   }
 
  private:
+  /// f(k, s_k) for the softmax of a row, s = exp(x − m)/Σ exp(x − m) with m its max: exp(x − y)
+  /// would carry the rounding of y = logsumexp, an error of u·|y| (500 ulps at y = 1000). A row
+  /// whose max is not finite takes exp(x − y) (its NaN or infinities, as the value has them).
+  template <class T, class F>
+  static void for_each_softmax(const T* row, std::int64_t stride, std::int64_t n, T y, F&& f) {
+    const T m = row[detail::extreme_position<true>(row, n, stride) * stride];
+    if (!std::isfinite(m)) {
+      for (std::int64_t k = 0; k < n; ++k) f(k, static_cast<T>(std::exp(row[k * stride] - y)));
+      return;
+    }
+    double total = 0;
+    for (std::int64_t k = 0; k < n; ++k) total += std::exp(double(row[k * stride]) - double(m));
+    for (std::int64_t k = 0; k < n; ++k)
+      f(k, static_cast<T>(std::exp(double(row[k * stride]) - double(m)) / total));
+  }
+
   template <class T>
   static T reduce(const T* x, std::int64_t stride, std::int64_t n) {
     if constexpr (kHow == Reduction::Sum || kHow == Reduction::Mean) {
