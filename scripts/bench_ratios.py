@@ -4,7 +4,9 @@
     flags="--benchmark_repetitions=10 --benchmark_enable_random_interleaving=true --benchmark_format=json"
     build/bench/bench_scalar $flags > scalar.json
     build/bench/bench_mlp $flags > mlp.json
-    scripts/bench_ratios.py scalar.json mlp.json
+    build/bench/bench_cnn $flags > cnn.json
+    build/bench/bench_matmul $flags > matmul.json
+    scripts/bench_ratios.py scalar.json mlp.json cnn.json matmul.json
 
 The machine is shared and noisy, and noise only adds: the ratio is of the fastest repetitions
 (the median's ratio is shown beside it).
@@ -24,6 +26,8 @@ PAIRS = [
     ("MLP_hvp/2", "MLP_gradient/2", 3.0),
     ("CNN_step/1", "CNN_floor/1", 1.4),
     ("CNN_step/2", "CNN_floor/2", 1.4),
+    ("BatchedMatMul/1", "BatchedMatMul_floor", 1.3),
+    ("BatchedMatMul_forward/2", "BatchedMatMul_forward/1", 0.7),  # the matrices split over the pool
 ]
 COUNTERS = ("ns_per_step", "tape_bytes_per_op", "tape_bytes_per_elementary_op")
 
