@@ -290,6 +290,26 @@ TEST_CASE("batch_norm: normalised per channel, its statistics, and its gradients
                          doctest::Contains("batch_norm: input (4, 3, 3, 2), gamma (3,), beta (3,)"),
                          std::invalid_argument);
   }
+  {
+    // A float channel far from 0 for its spread (1000 ± 0.01): μ rounded to float would shift
+    // every x̂ by up to u·|μ|/σ (6e-3); μ kept in two floats, x̂ is right to float's precision.
+    Tape tape;
+    TapeScope scope(tape);
+    std::vector<float> values(64);
+    for (std::size_t i = 0; i < values.size(); ++i)
+      values[i] = 1000.0f + 0.01f * float(std::sin(0.7 * double(i)) + 0.3);
+    const Tensor<float> x = Tensor<float>::from(values, {64, 1});
+    const auto y = batch_norm(x, Tensor<float>::ones({1}), Tensor<float>::zeros({1}), 1e-12);
+    double m = 0, v = 0;
+    for (float value : values) m += value;
+    m /= 64;
+    for (float value : values) v += (value - m) * (value - m);
+    const double inv_std = 1 / std::sqrt(v / 64 + 1e-12);
+    double worst = 0;
+    for (std::size_t i = 0; i < values.size(); ++i)
+      worst = std::max(worst, std::abs(double(y.to_vector()[i]) - (values[i] - m) * inv_std));
+    CHECK(worst < 1e-5);  // it was 4.3e-3 with μ rounded to float
+  }
   CHECK_TENSOR_GRADIENT([](auto t) { return batch_norm(t[0], t[1], t[2]); },
                         {{3, 2, 2, 3}, {3}, {3}});
   CHECK_TENSOR_GRADIENT([](auto t) { return batch_norm(t[0], t[1], t[2], 0.5); },

@@ -91,6 +91,20 @@ struct Dropout {
   static constexpr std::int64_t kGrain = 16'384;  // below this, one thread is faster
 };
 
+namespace detail {
+/// Batch normalisation's per-channel statistics, saved by forward for backward and the tangent
+/// rules: 1/√(σ² + ε), and μ in two parts, μ = hi + lo with hi the nearest T. x − μ is taken as
+/// (x − hi) − lo: x − hi is exact near μ, so x̂ keeps μ's digits below T's precision (μ rounded
+/// to float shifts x̂ by u·|μ|/σ: 6e-3 for a channel at 1000 ± 0.01).
+template <class T>
+struct BatchStats {
+  const T *hi, *inv_std, *lo;
+  BatchStats(const void* saved, std::int64_t c)
+      : hi(static_cast<const T*>(saved)), inv_std(hi + c), lo(hi + 2 * c) {}
+  T x_hat(T x, std::int64_t k) const { return ((x - hi[k]) - lo[k]) * inv_std[k]; }
+};
+}  // namespace detail
+
 /// Batch normalisation in training mode over the last axis (channels): with the batch's mean μ
 /// and biased variance σ² per channel, taken over every other axis (m values each),
 /// x̂ = (x − μ)/√(σ² + ε) and y = γ·x̂ + β. Backward (per channel, sums over the m values):
@@ -102,7 +116,7 @@ struct BatchNorm {
   double epsilon = 1e-3;
   void* mean_out = nullptr;
   void* variance_out = nullptr;
-  const void* saved = nullptr;  // forward's μ and 1/√(σ² + ε), per channel, for backward
+  const void* saved = nullptr;          // forward's statistics per channel (detail::BatchStats)
   const void* saved_tangent = nullptr;  // tangent mode: jvp's μ̇ and mean(x̂·ẋ), per channel
 
   Shape output_shape(const Shape& x, const Shape& gamma, const Shape& beta) const {
@@ -131,18 +145,21 @@ struct BatchNorm {
       for (std::int64_t r = first; r < last; ++r)
         for (std::int64_t k = 0; k < c; ++k) s[k] += double(x[r * c + k]);
     });
-    T* stats = ctx.template scratch<T>(2 * c);  // μ, then 1/√(σ² + ε)
+    T* stats = ctx.template scratch<T>(3 * c);  // μ's hi, 1/√(σ² + ε), μ's lo: BatchStats
+    double* mean = ctx.template scratch<double>(c);
     for (std::int64_t k = 0; k < c; ++k) {
       double total = 0;
       for (int p = 0; p < parts; ++p) total += sums[p * c + k];
-      stats[k] = T(total / double(rows));
+      mean[k] = total / double(rows);
+      stats[k] = T(mean[k]);
+      stats[2 * c + k] = T(mean[k] - double(stats[k]));
     }
     std::fill_n(sums, parts * c, 0.0);
     parallel_parts(rows, [&](int part, std::int64_t first, std::int64_t last) {
       double* s = sums + part * c;
       for (std::int64_t r = first; r < last; ++r)
         for (std::int64_t k = 0; k < c; ++k) {
-          const double d = double(x[r * c + k]) - double(stats[k]);
+          const double d = double(x[r * c + k]) - mean[k];
           s[k] += d * d;
         }
     });
@@ -154,12 +171,13 @@ struct BatchNorm {
       if (mean_out) static_cast<T*>(mean_out)[k] = stats[k];
       if (variance_out) static_cast<T*>(variance_out)[k] = T(variance);
     }
+    saved = stats;
+    const detail::BatchStats<T> batch(saved, c);
     parallel_for(rows, [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t r = first; r < last; ++r)
         for (std::int64_t k = 0; k < c; ++k)
-          y[r * c + k] = gamma[k] * (x[r * c + k] - stats[k]) * stats[c + k] + beta[k];
+          y[r * c + k] = gamma[k] * batch.x_hat(x[r * c + k], k) + beta[k];
     });
-    saved = stats;
   }
 
   template <class T>
@@ -168,8 +186,8 @@ struct BatchNorm {
     const auto g = ctx.output_grad();
     const auto gx = ctx.input_grad(0), g_gamma = ctx.input_grad(1), g_beta = ctx.input_grad(2);
     const std::int64_t c = gamma.shape[0], rows = x.size() / c;
-    const T* mean = static_cast<const T*>(saved);
-    const T* inv_std = mean + c;
+    const detail::BatchStats<T> batch(saved, c);
+    const T* inv_std = batch.inv_std;
     const int parts = threads();
     T* sums = ctx.template scratch<T>(2 * parts * c + 2 * c);  // per part Σg, Σg·x̂; then totals
     std::fill_n(sums, 2 * parts * c, T(0));
@@ -178,7 +196,7 @@ struct BatchNorm {
       for (std::int64_t r = first; r < last; ++r)
         for (std::int64_t k = 0; k < c; ++k) {
           s[k] += g[r * c + k];
-          s[c + k] += g[r * c + k] * (x[r * c + k] - mean[k]) * inv_std[k];
+          s[c + k] += g[r * c + k] * batch.x_hat(x[r * c + k], k);
         }
     });
     T* sum_g = sums + 2 * parts * c;
@@ -197,7 +215,7 @@ struct BatchNorm {
     parallel_for(rows, [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t r = first; r < last; ++r)
         for (std::int64_t k = 0; k < c; ++k) {
-          const T x_hat = (x[r * c + k] - mean[k]) * inv_std[k];
+          const T x_hat = batch.x_hat(x[r * c + k], k);
           gx[r * c + k] +=
               gamma[k] * inv_std[k] * (g[r * c + k] - sum_g[k] / m - x_hat * sum_gx[k] / m);
         }
@@ -214,8 +232,8 @@ struct BatchNorm {
                d_beta = ctx.input_tangent(2);
     const auto dy = ctx.output_tangent();
     const std::int64_t c = gamma.shape[0], rows = x.size() / c;
-    const T* mean = static_cast<const T*>(saved);
-    const T* inv_std = mean + c;
+    const detail::BatchStats<T> batch(saved, c);
+    const T* inv_std = batch.inv_std;
     T* moved = ctx.template scratch<T>(2 * c);  // μ̇, then mean(x̂·ẋ)
     std::fill_n(moved, 2 * c, T(0));
     if (dx) {
@@ -224,7 +242,7 @@ struct BatchNorm {
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t k = 0; k < c; ++k) {
           sums[k] += double(dx[r * c + k]);
-          sums[c + k] += double((x[r * c + k] - mean[k]) * inv_std[k]) * double(dx[r * c + k]);
+          sums[c + k] += double(batch.x_hat(x[r * c + k], k)) * double(dx[r * c + k]);
         }
       for (std::int64_t k = 0; k < 2 * c; ++k) moved[k] = T(sums[k] / double(rows));
     }
@@ -233,7 +251,7 @@ struct BatchNorm {
       for (std::int64_t r = first; r < last; ++r)
         for (std::int64_t k = 0; k < c; ++k) {
           const std::int64_t i = r * c + k;
-          const T x_hat = (x[i] - mean[k]) * inv_std[k];
+          const T x_hat = batch.x_hat(x[i], k);
           T d = dx ? gamma[k] * inv_std[k] * (dx[i] - moved[k] - x_hat * moved[c + k]) : T(0);
           if (d_gamma) d += d_gamma[k] * x_hat;
           if (d_beta) d += d_beta[k];
@@ -250,10 +268,10 @@ struct BatchNorm {
     const auto d_gx = ctx.input_grad_tangent(0), d_g_gamma = ctx.input_grad_tangent(1),
                d_g_beta = ctx.input_grad_tangent(2);
     const std::int64_t c = gamma.shape[0], rows = x.size() / c;
-    const T* mean = static_cast<const T*>(saved);
-    const T* inv_std = mean + c;
+    const detail::BatchStats<T> batch(saved, c);
+    const T* inv_std = batch.inv_std;
     const T* moved = static_cast<const T*>(saved_tangent);  // null: jvp did not run, ẋ = 0
-    auto x_hat_at = [&](std::int64_t i, std::int64_t k) { return (x[i] - mean[k]) * inv_std[k]; };
+    auto x_hat_at = [&](std::int64_t i, std::int64_t k) { return batch.x_hat(x[i], k); };
     auto d_x_hat_at = [&](std::int64_t i, std::int64_t k, T x_hat) {
       return dx ? inv_std[k] * (dx[i] - moved[k] - x_hat * moved[c + k]) : T(0);
     };
