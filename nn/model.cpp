@@ -332,7 +332,7 @@ namespace {
 }
 }  // namespace
 
-History Model::fit_here(const BatchSource& data, const FitOptions& options) try {
+History Model::fit_here(const BatchSource& data, const FitOptions& options) {
   require_training("fit");
   check_fit_options(options);
   // Keras: the validation rows are the last ones, split off before shuffling.
@@ -366,8 +366,15 @@ History Model::fit_here(const BatchSource& data, const FitOptions& options) try 
     for (std::int64_t step = 0; step < steps; ++step) {
       const std::int64_t begin = step * options.batch_size;  // < split_at: no overflow
       const std::int64_t end = begin + std::min(options.batch_size, split_at - begin);
-      const Evaluation& batch =
-          train_step(data, std::span(order).subspan(std::size_t(begin), std::size_t(end - begin)));
+      const Evaluation& batch = [&]() -> const Evaluation& {
+        try {
+          return train_step(data,
+                            std::span(order).subspan(std::size_t(begin), std::size_t(end - begin)));
+        } catch (const std::bad_alloc&) {
+          autodiff::Tape::active().clear();  // the failed step's partial graph
+          out_of_memory("fit", end - begin);
+        }
+      }();
       const double loss = batch["loss"];
       if (options.stop_on_non_finite_loss && !std::isfinite(loss)) {
         history.diverged = true;
@@ -394,7 +401,8 @@ History Model::fit_here(const BatchSource& data, const FitOptions& options) try 
     log.epoch = epoch;
     for (const auto& [name, value] : running.values()) log.set(name, value);
     if (with_validation) {
-      const Evaluation v = evaluate_rows(data, split_at, data.size(), options.batch_size, "val_");
+      const Evaluation v = evaluate_rows(data, split_at, data.size(), options.batch_size, "val_",
+                                         "fit (validation)");
       for (const auto& [name, value] : v.values()) log.set(name, value);
     }
     log.seconds = seconds_since(start);
@@ -413,8 +421,6 @@ History Model::fit_here(const BatchSource& data, const FitOptions& options) try 
   for (Callback* c : options.callbacks) c->on_train_end(*this, history);
   network_->train();
   return history;
-} catch (const std::bad_alloc&) {
-  out_of_memory("fit", std::min(options.batch_size, data.size()));
 }
 
 namespace {
@@ -449,11 +455,12 @@ void for_each_batch(Module& network, const BatchSource& data, std::int64_t begin
 }  // namespace
 
 Evaluation Model::evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
-                                std::int64_t batch_size, const std::string& prefix) {
+                                std::int64_t batch_size, const std::string& prefix,
+                                const char* what) {
   std::vector<double> sums(1 + metrics_.size(), 0.0);
   const auto [first, last] =
       communicator_ ? shard_of(begin, end, *communicator_) : std::pair{begin, end};
-  for_each_batch(*network_, data, first, last, batch_size, "evaluate",
+  for_each_batch(*network_, data, first, last, batch_size, what,
                  [&](std::span<const std::int64_t> rows, const Tensor<float>& y_pred) {
                    const Tensor<float> y_true = data.targets(rows);
                    const double n = double(rows.size());

@@ -211,8 +211,10 @@ class Model {
   bool is_main_process() const { return !communicator_ || communicator_->rank() == 0; }
 
  private:
+  /// `what` names the caller in errors ("evaluate", "fit (validation)").
   Evaluation evaluate_rows(const BatchSource& data, std::int64_t begin, std::int64_t end,
-                           std::int64_t batch_size, const std::string& prefix);
+                           std::int64_t batch_size, const std::string& prefix,
+                           const char* what = "evaluate");
   void require_training(const char* what) const;
   void require_loss(const char* what) const;
   // Sets epoch_order and progress_ to where options.initial_epoch says the run stands.

@@ -256,7 +256,7 @@ TEST_CASE("fit, evaluate and predict: out of memory is an error naming the batch
       "(the tape keeps every activation of a batch, and in training its "
       "gradient): try a smaller batch_size";
   {
-    const testing::AllocationLimit out_of_memory(256 * 1024);  // bad inputs: 3
+    const testing::AllocationLimit out_of_memory(600 * 1024);  // bad inputs: 3
     CHECK_THROWS_WITH_AS(model.fit(data, {.batch_size = 1'000'000, .verbose = 0}),
                          ("fit: not enough memory for a batch of 50000 rows " + advice).c_str(),
                          std::length_error);
@@ -273,6 +273,26 @@ TEST_CASE("fit, evaluate and predict: out of memory is an error naming the batch
   const nn::History history = model.fit(data, {.batch_size = 500, .verbose = 0});  // and it trains
   CHECK(history.epochs.size() == 1);
   CHECK(std::isfinite(history.epochs[0]["loss"]));
+  {
+    // The training rows of a split: the batch is what is left of them (9,999)...
+    autodiff::Tape cold;  // a cold arena
+    autodiff::TapeScope on_cold(cold);
+    {
+      const testing::AllocationLimit out_of_memory(600 * 1024);  // bad inputs: 2
+      CHECK_THROWS_WITH_AS(
+          model.fit(data, {.batch_size = 1'000'000, .validation_split = 0.8, .verbose = 0}),
+          ("fit: not enough memory for a batch of 9999 rows " + advice).c_str(), std::length_error);
+    }
+    CHECK(cold.coarse_node_count() == 0);  // the failed step's partial graph is gone
+    // ... and with the arena warm for that step, the validation pass, named as such (its
+    // 40,001 rows in one batch need more).
+    model.fit(data.slice(0, 9999), {.batch_size = 1'000'000, .shuffle = false, .verbose = 0});
+    const testing::AllocationLimit out_of_memory(600 * 1024);
+    CHECK_THROWS_WITH_AS(
+        model.fit(data, {.batch_size = 1'000'000, .validation_split = 0.8, .verbose = 0}),
+        ("fit (validation): not enough memory for a batch of 40001 rows " + advice).c_str(),
+        std::length_error);
+  }
 }
 
 TEST_CASE("fit: the progress bar redraws on a terminal, but not under mpirun's terminal") {
