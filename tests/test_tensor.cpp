@@ -3,6 +3,7 @@
 // from_vars, the output is reduced to a Var with to_var, so both crossings are exercised too).
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -132,6 +133,15 @@ TEST_CASE("reductions, argmax, matmul, layout: values") {
   CHECK(gather_rows(a, rows).to_vector() == std::vector<double>{4, 2, 6, 4, 2, 6, 1, 5, 3});
   const std::int32_t labels[] = {2, 0};
   CHECK(one_hot<double>(labels, 3).to_vector() == std::vector<double>{0, 0, 1, 1, 0, 0});
+}
+
+TEST_CASE("softmax and log_softmax: a row with a NaN or an infinity is NaN throughout") {
+  Tape tape;
+  TapeScope scope(tape);
+  const double inf = std::numeric_limits<double>::infinity();
+  const T z = T::from({inf, 1, 2, -inf, -inf, -inf, 0, std::nan(""), 1}, {3, 3});
+  for (const T& out : {softmax(z), log_softmax(z)})
+    for (double v : out.to_vector()) CHECK(std::isnan(v));
 }
 
 TEST_CASE("softmax, log_softmax and cross-entropy are stable for large logits") {
@@ -316,6 +326,38 @@ TEST_CASE("matmul: batches of matrices broadcast as NumPy's matmul, against the 
       std::invalid_argument);
 }
 
+TEST_CASE("matmul: the plan folds a batch into one product only where BLAS's int sizes allow") {
+  using detail::MatMulPlan;
+  const MatMulPlan folded(Shape{1024, 8, 16}, Shape{16, 32});
+  CHECK(folded.m == 8192);
+  CHECK(folded.batches(MatMulPlan::kC) == 1);
+  CHECK(folded.output == Shape{1024, 8, 32});
+  // Each matrix is 1024 × 4096, but the folded one would have 2³² elements: products apart.
+  const MatMulPlan apart(Shape{1024, 1024, 1}, Shape{1, 4096});
+  CHECK(apart.m == 1024);
+  CHECK(apart.batches(MatMulPlan::kC) == 1024);
+  CHECK(apart.output == Shape{1024, 1024, 4096});
+  CHECK_THROWS_WITH_AS(MatMulPlan(Shape{65536, 65536}, Shape{65536, 1}),
+                       "matmul: shapes (65536, 65536) and (65536, 1) exceed the 2147483647 "
+                       "elements per matrix that BLAS addresses with int",
+                       std::invalid_argument);
+}
+
+// Empty matrices under 2⁵⁹ broadcast batches: nothing to compute, and nothing is visited (it
+// once made 2⁵⁹ empty BLAS calls). A regression shows as minutes: the timeout fails it.
+TEST_CASE("matmul: empty matrices in huge broadcast batches cost nothing" * doctest::timeout(30)) {
+  Tape tape;
+  TapeScope scope(tape);
+  const T a = T::zeros({std::int64_t{1} << 30, 1, 0, 1}).requires_grad();
+  const T b = T::zeros({1, std::int64_t{1} << 29, 1, 0}).requires_grad();
+  const T c = matmul(a, b);
+  CHECK(c.shape() == Shape{std::int64_t{1} << 30, std::int64_t{1} << 29, 0, 0});
+  sum(c).backward();
+  CHECK(a.grad().empty());
+  const T k_empty = matmul(T::ones({3, 2, 0}), T::ones({1, 0, 4}));
+  CHECK(k_empty.to_vector() == std::vector<double>(24, 0.0));  // k = 0: C is zeroed
+}
+
 TEST_CASE("matmul: batches' gradients, summed where an operand broadcasts") {
   CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{2, 3, 4}, {2, 4, 2}});
   CHECK_TENSOR_GRADIENT([](auto x) { return matmul(x[0], x[1]); }, {{2, 3, 4}, {4, 2}});
@@ -328,7 +370,9 @@ TEST_CASE("matmul: batches' gradients, summed where an operand broadcasts") {
 }
 
 TEST_CASE("matmul: batches on 1 and 2 threads give the same values and gradients, bit for bit") {
-  // Each thread multiplies whole matrices with one-thread BLAS, so the split changes no sum.
+  // Here the matrices split over the threads, each product whole on one-thread BLAS, so the split
+  // changes no sum. (One group alone, a broadcast A's gradient say, may split a product's depth
+  // on 2 threads instead, as a 2-D matmul does: equal but for the order of the sums.)
   auto run = [](int thread_count) {
     const ThreadCount threads_set(thread_count);
     Tape tape;

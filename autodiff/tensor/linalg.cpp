@@ -26,7 +26,7 @@ void apply_blas_thread_policy() {
 }
 
 // C (m × n, row stride ldc) = A·B (+ C), one BLAS call; sizes were checked against int by
-// MatMul::output_shape.
+// MatMulPlan.
 template <class T, class Gemm>
 void blas_call(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
                const T* a, std::int64_t lda, const T* b, std::int64_t ldb, bool accumulate, T* c,
@@ -146,17 +146,23 @@ MatMulPlan::MatMulPlan(const Shape& a, const Shape& b) {
   out[batch_rank] = m;
   out[batch_rank + 1] = n;
   output = Shape(std::span<const std::int64_t>(out, static_cast<std::size_t>(batch_rank + 2)));
-  if (batches(kB) == 1 && batches(kA) > 1) {  // one product: A's matrices are consecutive rows
-    m *= batches(kA);
-    for (auto* x : {dims[kA], dims[kC]}) x[0] = x[1] = 1;
-  }
-  constexpr std::int64_t kBlasMax = std::numeric_limits<int>::max();  // CBLAS takes int sizes
-  if (m > kBlasMax || n > kBlasMax || k > kBlasMax || m * k > kBlasMax || k * n > kBlasMax ||
-      m * n > kBlasMax)  // m·k and k·n are within a.size() and b.size(); m, n ≤ 2³¹ before m·n
+  // CBLAS takes int sizes. m·k and k·n are within a.size() and b.size(); m, n ≤ 2³¹ before m·n.
+  constexpr std::int64_t kBlasMax = std::numeric_limits<int>::max();
+  const auto fits_blas = [&](std::int64_t rows) {
+    return rows <= kBlasMax && n <= kBlasMax && k <= kBlasMax && rows * k <= kBlasMax &&
+           k * n <= kBlasMax && rows * n <= kBlasMax;
+  };
+  if (!fits_blas(m))
     throw std::invalid_argument(
         fmt::format("matmul: shapes {} and {} exceed the {} elements per matrix that BLAS "
                     "addresses with int",
                     a.str(), b.str(), kBlasMax));
+  // One product where A's matrices are consecutive rows of one (B has no batch), if BLAS takes it.
+  // (m · batches ≤ a's elements, or 0 when m is: no overflow.)
+  if (batches(kB) == 1 && batches(kA) > 1 && fits_blas(m * batches(kA))) {
+    m *= batches(kA);
+    for (auto* x : {dims[kA], dims[kC]}) x[0] = x[1] = 1;
+  }
 }
 
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,

@@ -39,11 +39,14 @@ struct MatMulPlan {
   std::int64_t batches(Matrix x) const { return dims[x][0] * dims[x][1]; }
 
   /// f(c, a, b) for every matrix of C, with the indices of the matrices of A and B it multiplies,
-  /// grouped by the matrix of `target` that the call writes: the groups run in parallel, and a
-  /// group's calls run in order (a broadcast operand's gradient sums over C's matrices). `work`
-  /// is one call's multiply-adds, to keep small products on one thread.
+  /// grouped by the matrix of `target` that the call writes: the groups run in parallel (groups
+  /// of small products together on one thread), and a group's calls run in order (a broadcast
+  /// operand's gradient sums over C's matrices). Nothing to write, nothing called: empty matrices
+  /// under 2⁵⁹ broadcast batches must not cost 2⁵⁹ calls. With k = 0, C is still zeroed (its
+  /// matrices are allocated, so they are few).
   template <class F>
   void for_each_product(Matrix target, F&& f) const {
+    if (m == 0 || n == 0 || (k == 0 && target != kC)) return;
     const std::int64_t per_group = batches(kC) / std::max<std::int64_t>(batches(target), 1);
     const std::int64_t work = std::max<std::int64_t>(m * n * k * per_group, 1);
     parallel_for(
