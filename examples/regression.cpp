@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include <fmt/core.h>
@@ -64,7 +65,9 @@ int main(int argc, char** argv) {
     const nn::TensorData test = make_data(kTest, rng);
     nn::Model model(build_network(s.seed), nn::huber(1.0), std::make_unique<nn::Adam>(),
                     {nn::metrics::mean_squared_error()});
-    model.fit(train, {.batch_size = 32, .epochs = s.epochs, .seed = s.seed, .verbose = s.verbose});
+    const nn::History history = model.fit(
+        train, {.batch_size = 32, .epochs = s.epochs, .seed = s.seed, .verbose = s.verbose});
+    if (history.diverged) throw std::runtime_error(history.stop_reason);
     fmt::print("Test MSE: {:.4f}\n", model.evaluate(test)["mse"]);
   } catch (const std::exception& error) {
     fmt::print(stderr, "regression: {}\n", error.what());

@@ -44,6 +44,15 @@ inline void add_options(CLI::App& app, RunFiles& files) {
                  "chart in this file (checked for writability before training)");
 }
 
+/// Whether two output paths name one file (a path that cannot be resolved, say through a
+/// symlink loop, is left to check_writable's message).
+inline bool same_file(const std::string& a, const std::string& b) {
+  std::error_code error_a, error_b;
+  const auto resolved_a = std::filesystem::weakly_canonical(a, error_a);
+  const auto resolved_b = std::filesystem::weakly_canonical(b, error_b);
+  return a == b || (!error_a && !error_b && resolved_a == resolved_b);
+}
+
 /// Before any work: every output can be written, and no two outputs are one file (the last one
 /// written would replace the others).
 inline void check_outputs(const RunFiles& files) {
@@ -54,8 +63,7 @@ inline void check_outputs(const RunFiles& files) {
   for (std::size_t i = 0; i < std::size(outputs); ++i)
     for (std::size_t j = 0; j < i; ++j)
       if (!outputs[i].first->empty() && !outputs[j].first->empty() &&
-          std::filesystem::weakly_canonical(*outputs[i].first) ==
-              std::filesystem::weakly_canonical(*outputs[j].first))
+          same_file(*outputs[i].first, *outputs[j].first))
         throw std::invalid_argument(
             fmt::format("{} and {} are the same file, {}: one would "
                         "replace the other",

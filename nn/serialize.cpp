@@ -367,7 +367,7 @@ ModelCheckpoint::ModelCheckpoint(std::string path, ModelCheckpointOptions option
       options_.mode == 0 ? options_.monitor.ends_with("accuracy") : options_.mode > 0;
 }
 
-std::string checkpoint_path(std::string pattern, int epoch) {
+std::string checkpoint_path(std::string pattern, std::int64_t epoch) {
   const std::string number = std::to_string(epoch);
   for (std::size_t at = 0; (at = pattern.find("{epoch}", at)) != std::string::npos;
        at += number.size())
@@ -377,7 +377,8 @@ std::string checkpoint_path(std::string pattern, int epoch) {
 
 void ModelCheckpoint::on_train_begin(Model& model) {
   if (model.is_main_process())
-    check_writable(checkpoint_path(path_, model.progress().epoch + 1), "the checkpoint");
+    check_writable(checkpoint_path(path_, std::int64_t{model.progress().epoch} + 1),
+                   "the checkpoint");
   // A continued run keeps the best value of the epochs before it.
   have_best_ = false;
   if (!options_.save_best_only) return;

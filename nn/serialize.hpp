@@ -64,7 +64,7 @@ void save_checkpoint(Model& model, const std::string& path);
 void load_checkpoint(Model& model, const std::string& path);
 
 /// A checkpoint path with every "{epoch}" replaced by the epoch's number.
-std::string checkpoint_path(std::string pattern, int epoch);
+std::string checkpoint_path(std::string pattern, std::int64_t epoch);
 
 /// Keras's ModelCheckpoint: saves a checkpoint (or with weights_only, the weights) at the end of
 /// every epoch, or only when the monitored value improves. "{epoch}" in the path is replaced by

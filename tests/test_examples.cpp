@@ -280,6 +280,13 @@ TEST_CASE(
                1);
   CHECK(output.find("--save and --checkpoint are the same file") != std::string::npos);
   CHECK(dir.listing().empty());
+  // A path that cannot be resolved (a symlink loop) is check_writable's to report, by name.
+  std::filesystem::create_symlink(dir / "loop", dir / "loop");  // bad inputs: 1
+  output =
+      run("mnist_mlp --epochs 1 --history " + (dir / "loop/h.csv") + " --save " + (dir / "m"), 1);
+  CHECK(output.find("mnist_mlp: " + (dir / "loop/h.csv") + ": cannot write the history") !=
+        std::string::npos);
+  CHECK(output.find("filesystem error") == std::string::npos);
 }
 
 TEST_CASE("mnist_mlp: an empty or misshapen dataset is an error, not an accuracy") {

@@ -17,6 +17,7 @@
 
 #include "allocation_counter.hpp"
 #include "nn/model.hpp"
+#include "nn/serialize.hpp"
 #include "temp_dir.hpp"
 
 using testing::read_text;
@@ -240,6 +241,17 @@ TEST_CASE("fit: epochs = initial_epoch = INT_MAX trains nothing and replays no s
   constexpr int kLast = std::numeric_limits<int>::max();
   CHECK(model.fit(data, {.epochs = kLast, .initial_epoch = kLast, .verbose = 0}).epochs.empty());
   CHECK(model.network().parameters()[0]->value == initial);
+  // A checkpoint's next epoch, 2³¹, is counted in 64 bits (UBSan's check), and nothing written.
+  testing::TempDir dir;
+  nn::ModelCheckpoint checkpoint(dir / "ckpt-{epoch}.safetensors");
+  CHECK(
+      model
+          .fit(data,
+               {.epochs = kLast, .initial_epoch = kLast, .verbose = 0, .callbacks = {&checkpoint}})
+          .epochs.empty());
+  CHECK(dir.listing().empty());
+  CHECK(nn::checkpoint_path(dir / "ckpt-{epoch}", std::int64_t{kLast} + 1) ==
+        dir / "ckpt-2147483648");
 }
 
 TEST_CASE("fit, evaluate and predict: out of memory is an error naming the batch size") {

@@ -61,7 +61,7 @@ TEST_CASE("Dense: forward with constant weights against a hand value") {
                        std::invalid_argument);
 }
 
-TEST_CASE("Dense: on the last axis of a sequence, as on its rows one by one") {
+TEST_CASE("Dense: on the last axis of a sequence, as on its steps reshaped to rows") {
   autodiff::Tape tape;
   autodiff::TapeScope scope(tape);
   nn::Dense dense(3, 2, nn::Activation::Softmax, {.seed = 3});

@@ -105,9 +105,8 @@ struct Reduce {
   }
 
   // Tangent mode. Sum and Mean are linear; Max and Min are where the extreme element stays: their
-  // backward routes the gradient by its position. LogSumExp: ẏ = Σ s·ẋ with s = exp(x − y) the
-  // softmax, and
-  // ġx += ġ·s + g·s·(ẋ − ẏ).
+  // backward routes the gradient by its position. LogSumExp: ẏ = Σ s·ẋ with s = exp(x − y), the
+  // softmax (for_each_softmax), and ġx += ġ·s + g·s·(ẋ − ẏ).
   static constexpr bool linear = kHow == Reduction::Sum || kHow == Reduction::Mean;
   static constexpr bool backward_reads_gradient_only =
       kHow == Reduction::Max || kHow == Reduction::Min;

@@ -4,7 +4,9 @@
 // Each has the rules of tangent mode (tangent.hpp) beside its backward, with s = softmax and
 // ṡ = s·(ẋ − Σ s·ẋ).
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <stdexcept>
 
@@ -31,6 +33,10 @@ template <class T>
 void log_softmax_row(const T* x, T* y, std::int64_t cols) {
   const std::int64_t top = row_top(x, cols);
   const T m = x[top];
+  if (!std::isfinite(m)) {  // NaN, as softmax gives (x − m is NaN for an infinite max)
+    std::fill_n(y, cols, std::numeric_limits<T>::quiet_NaN());
+    return;
+  }
   T rest = 0;
   for (std::int64_t j = 0; j < cols; ++j)
     if (j != top) rest += std::exp(x[j] - m);
