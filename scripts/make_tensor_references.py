@@ -184,25 +184,10 @@ def logsumexp_op(inputs, w, shape, params):
 def matmul_op(inputs, w, shapes, params):
     a, b = inputs
     (m, k), (_, n) = shapes
-    c, c_scale = [], []
-    for i in range(m):
-        for j in range(n):
-            terms = [a[i * k + t] * b[t * n + j] for t in range(k)]
-            c.append(mpmath.fsum(terms))
-            c_scale.append(mpmath.fsum(abs(v) for v in terms))
-    ga, ga_scale = [], []
-    for i in range(m):
-        for t in range(k):
-            terms = [w[i * n + j] * b[t * n + j] for j in range(n)]
-            ga.append(mpmath.fsum(terms))
-            ga_scale.append(mpmath.fsum(abs(v) for v in terms))
-    gb, gb_scale = [], []
-    for t in range(k):
-        for j in range(n):
-            terms = [a[i * k + t] * w[i * n + j] for i in range(m)]
-            gb.append(mpmath.fsum(terms))
-            gb_scale.append(mpmath.fsum(abs(v) for v in terms))
-    return (c, c_scale, k), [(ga, ga_scale, n), (gb, gb_scale, m)]
+    c = [[a[i * k + t] * b[t * n + j] for t in range(k)] for i in range(m) for j in range(n)]
+    ga = [[w[i * n + j] * b[t * n + j] for j in range(n)] for i in range(m) for t in range(k)]
+    gb = [[a[i * k + t] * w[i * n + j] for i in range(m)] for t in range(k) for j in range(n)]
+    return summed(c), [summed(ga), summed(gb)]
 
 
 def plan_axis(size_in, kernel, stride, same):

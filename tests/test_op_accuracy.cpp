@@ -23,18 +23,18 @@
 #include <fmt/core.h>
 
 #include "autodiff/autodiff.hpp"
+#include "ulp_error.hpp"
 
 using namespace autodiff;
 
 namespace {
 
+using testing::Exact;
+using testing::ulp_error;
+
 constexpr double inf = std::numeric_limits<double>::infinity();
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
-/// An exact value as hi + lo: hi is the value rounded to double, lo the rest.
-struct Exact {
-  double hi, lo;
-};
 struct Reference {
   const char* op;
   double a, b;                   // b only for binary ops
@@ -52,31 +52,6 @@ bool representable(double x) {
   if (std::isnan(x) || std::isinf(x)) return false;
   if (std::fabs(x) > static_cast<double>(std::numeric_limits<T>::max())) return false;
   return static_cast<double>(static_cast<T>(x)) == x;
-}
-
-/// |computed − exact| in ulps of type T at the exact value (see the top of the file); +∞ for a
-/// wrong infinity or NaN.
-template <class T>
-double ulp_error(T computed_t, Exact exact) {
-  using L = std::numeric_limits<T>;
-  const double computed = computed_t;
-  if (std::isnan(exact.hi)) return std::isnan(computed) ? 0 : inf;
-  if (std::isnan(computed)) return inf;
-  // The exact value rounded to float overflows from max + ulp(max)/2 on (to double, hi is ±inf).
-  const bool overflows =
-      std::isinf(exact.hi) || (std::is_same_v<T, float> && std::fabs(exact.hi) >= 0x1.ffffffp127);
-  if (overflows) return computed == std::copysign(inf, exact.hi) ? 0 : inf;
-  if (std::isinf(computed)) return inf;
-  int exponent = L::min_exponent - 1;  // ulp: denorm_min for an exact 0 and below the normals
-  if (exact.hi != 0) {
-    exponent = std::max(exponent, std::ilogb(exact.hi));
-    // hi a power of two with the exact value just below it: the ulp of the binade below
-    if (std::fabs(exact.hi) == std::ldexp(1.0, std::ilogb(exact.hi)) && exact.lo != 0 &&
-        std::signbit(exact.lo) != std::signbit(exact.hi))
-      exponent = std::max(L::min_exponent - 1, exponent - 1);
-  }
-  const double ulp = std::ldexp(1.0, exponent - (L::digits - 1));
-  return std::fabs((computed - exact.hi) - exact.lo) / ulp;
 }
 
 /// The largest error seen (for one op and quantity), and where.

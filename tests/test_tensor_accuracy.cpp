@@ -41,15 +41,14 @@
 #include <fmt/core.h>
 
 #include "autodiff/autodiff.hpp"
+#include "ulp_error.hpp"
 
 using namespace autodiff;
 
 namespace {
 
-/// An exact value as hi + lo: hi is the value rounded to double, lo the rest.
-struct Exact {
-  double hi, lo;
-};
+using testing::Exact;
+using testing::ulp_error;
 struct Dims {
   int rank;
   std::array<std::int64_t, 4> d;
@@ -88,25 +87,6 @@ struct TensorCase {
 
 constexpr double kAll = 99;
 constexpr double inf = std::numeric_limits<double>::infinity();
-
-/// |computed − exact| in ulps of type T at the exact value (never less than the smallest
-/// subnormal, so values that underflow are compared absolutely); +∞ for NaN or ∞.
-template <class T>
-double ulp_error(T computed_t, Exact exact) {
-  using L = std::numeric_limits<T>;
-  const double computed = computed_t;
-  if (!std::isfinite(computed)) return inf;
-  int exponent = L::min_exponent - 1;
-  if (exact.hi != 0) {
-    exponent = std::max(exponent, std::ilogb(exact.hi));
-    // hi a power of two with the exact value just below it: the ulp of the binade below
-    if (std::fabs(exact.hi) == std::ldexp(1.0, std::ilogb(exact.hi)) && exact.lo != 0 &&
-        std::signbit(exact.lo) != std::signbit(exact.hi))
-      exponent = std::max(L::min_exponent - 1, exponent - 1);
-  }
-  const double ulp = std::ldexp(1.0, exponent - (L::digits - 1));
-  return std::fabs((computed - exact.hi) - exact.lo) / ulp;
-}
 
 template <class T>
 constexpr double kUnitRoundoff = std::numeric_limits<T>::epsilon() / 2;
