@@ -100,10 +100,11 @@ TEST_CASE("README: the MNIST MLP") {
   const nn::Dataset train = nn::load_mnist(AUTODIFF_DATA_DIR, "train").slice(0, 640);
   const nn::Dataset test = nn::load_mnist(AUTODIFF_DATA_DIR, "t10k").slice(0, 200);
   nn::Sequential network;
-  network.add(nn::Dense(784, 128, nn::Activation::Relu));
-  network.add(nn::Dense(128, 10, nn::Activation::Softmax));
+  network.add(nn::Dense(784, 128, nn::Activation::Relu, {.seed = 1}));
+  network.add(nn::Dense(128, 10, nn::Activation::Softmax, {.seed = 2}));
   nn::Model model(std::move(network), nn::categorical_crossentropy, std::make_unique<nn::Adam>());
-  model.fit(train, {.batch_size = 32, .epochs = 1, .validation_split = 0.1, .verbose = 0});
+  model.fit(train,
+            {.batch_size = 32, .epochs = 1, .validation_split = 0.1, .seed = 1, .verbose = 0});
   CHECK(model.evaluate(test)["accuracy"] > 0.6);
 }
 
