@@ -35,7 +35,6 @@ void blas_call(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std:
        int(n), int(k), T(1), a, int(lda), b, int(ldb), accumulate ? T(1) : T(0), c, int(ldc));
 }
 
-constexpr std::int64_t kSplitWork = detail::kGemmSplitWork;
 // The parts' edges fall on multiples of this many rows or columns (the kernels' tile width).
 constexpr std::int64_t kSplitAlign = 16;
 
@@ -98,8 +97,8 @@ void gemm_with(Gemm blas, bool ta, bool tb, std::int64_t m, std::int64_t n, std:
   // BLAS picks another kernel (summation order) for a narrower part. Split along C's longer side:
   // each part then repacks only the smaller operand whole.
   const std::int64_t side = std::max(m, n);
-  const bool split =
-      m * n * k >= kSplitWork && available_threads() > 1 && openblas_get_num_threads() == 1;
+  const bool split = m * n * k >= detail::kGemmSplitWork && available_threads() > 1 &&
+                     openblas_get_num_threads() == 1;
   if (split && k >= kSplitDepthRatio * side) {
     gemm_split_depth(blas, ta, tb, m, n, k, a, lda, b, ldb, accumulate, c);
     return;

@@ -13,25 +13,18 @@
 #include <fmt/format.h>
 
 #include "autodiff/tensor/op.hpp"
+#include "autodiff/tensor/reductions.hpp"  // extreme_position
 
 namespace autodiff {
 
 namespace detail {
-/// The position of a row's first largest element (the first one if it is NaN).
-template <class T>
-std::int64_t row_top(const T* x, std::int64_t cols) {
-  std::int64_t top = 0;
-  for (std::int64_t j = 1; j < cols; ++j)
-    if (x[top] < x[j]) top = j;
-  return top;
-}
 /// y = log_softmax(x) for one row: x − max − log Σ exp(x − max), with log Σ = log1p(Σ′), Σ′ the
 /// sum without the max's own 1: accurate when Σ′ ≪ 1 (one entry dominates), where log of the
 /// rounded 1 + Σ′ would lose all of Σ′ below 1's last bit (Blanchard, Higham and Higham,
 /// "Accurately computing the log-sum-exp and softmax functions", 2021).
 template <class T>
 void log_softmax_row(const T* x, T* y, std::int64_t cols) {
-  const std::int64_t top = row_top(x, cols);
+  const std::int64_t top = extreme_position<true>(x, cols, 1);
   const T m = x[top];
   if (!std::isfinite(m)) {  // NaN, as softmax gives (x − m is NaN for an infinite max)
     std::fill_n(y, cols, std::numeric_limits<T>::quiet_NaN());
@@ -47,7 +40,7 @@ void log_softmax_row(const T* x, T* y, std::int64_t cols) {
 /// x − max − log Σ, an error of u·|log y| in y (60 ulps at y = e⁻¹⁶⁰).
 template <class T>
 void softmax_row(const T* x, T* y, std::int64_t cols) {
-  const T m = x[row_top(x, cols)];
+  const T m = x[extreme_position<true>(x, cols, 1)];
   T total = 0;
   for (std::int64_t j = 0; j < cols; ++j) total += y[j] = std::exp(x[j] - m);
   for (std::int64_t j = 0; j < cols; ++j) y[j] /= total;
